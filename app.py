@@ -1,0 +1,60 @@
+"""steer-ui app: load the LLM/SLM pair and serve the workbench on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+
+from steer_ui.config import settings  # noqa: E402
+from steer_ui.errors import SteerError  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    s = settings()
+    p = argparse.ArgumentParser(description="steer-ui: steer language models with concept vectors.")
+    p.add_argument("--llm", default=s.llm, help=f"larger model: bundled name, Hub id, folder or .gguf (default {s.llm})")
+    p.add_argument("--slm", default=s.slm, help=f"smaller model (default {s.slm})")
+    p.add_argument("--device", default=s.device, help="cuda, mps or cpu (default: best available)")
+    p.add_argument("--dtype", default=s.dtype, help="bfloat16, float16 or float32 (default: per device)")
+    p.add_argument("--device-map", default=None, help="'auto' shards a big model over GPUs (accelerate)")
+    p.add_argument("--host", default=s.host, help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=s.port)
+    p.add_argument("--expose", action="store_true", help="allow binding a non-loopback --host")
+    p.add_argument("--trust-remote-code", action="store_true", help="let Hub models run their own code")
+    return p.parse_args(argv)
+
+
+def check_host(host: str, expose: bool) -> None:
+    """Refuse to serve beyond this machine unless ``--expose`` says so."""
+    if host not in ("127.0.0.1", "localhost", "::1") and not expose:
+        raise SteerError(f"--host {host} would serve the app to other machines; add --expose if you mean it.")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"WARNING: serving on {host}: anyone who can reach it can run the models.", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from steer_ui.ui import build
+    from steer_ui.workbench import Workbench
+
+    try:
+        check_host(args.host, args.expose)
+        wb = Workbench(args.device, args.dtype)
+        for role, source in (("llm", args.llm), ("slm", args.slm)):
+            print(f"loading {role.upper()} {source} ...", flush=True)
+            wb.load(role, source, progress=lambda f, m: print(f"  {m}", flush=True),
+                    device_map=args.device_map, trust_remote_code=args.trust_remote_code)
+    except SteerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    demo = build(wb)
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(server_name=args.host, server_port=args.port, share=False, inbrowser=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

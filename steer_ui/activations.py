@@ -1,0 +1,172 @@
+"""Batched, padding-correct recording of every layer's residual stream.
+
+One forward pass per batch records all layers at once through forward hooks on the
+decoder layers (not ``hidden_states``, whose last entry has the final norm applied in
+most families). Batches are right-padded: with causal attention the pad tokens after a
+text cannot change it, and positions stay 0..n-1, so a batched row equals its unbatched
+run. Results are cached per (model, texts, position), so switching extraction method or
+layer never costs a forward pass; ``FORWARD_PASSES`` counts the passes actually run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+
+import torch
+
+from .errors import ContrastError
+
+# Forward passes run per model name (benchmarks and tests read it).
+FORWARD_PASSES: Counter = Counter()
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 48
+
+Reducer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def texts_hash(texts: Sequence[str]) -> str:
+    """A short stable id for a list of texts (cache keys, provenance)."""
+    digest = hashlib.sha256()
+    for t in texts:
+        digest.update(t.encode("utf-8", "surrogatepass") + b"\x00")
+    return digest.hexdigest()[:16]
+
+
+def encode(lm, texts: Sequence[str], padding_side: str = "right") -> dict:
+    """Tokenize ``texts`` as one padded batch on the model's device."""
+    tok = lm.tokenizer
+    # Chat templates already carry their special tokens; don't add a second BOS.
+    special = not getattr(tok, "chat_template", None)
+    tok.padding_side = padding_side
+    batch = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=special)
+    limit = getattr(lm.model.config, "max_position_embeddings", None)
+    if limit and batch["input_ids"].shape[1] > limit:
+        longest = int(batch["attention_mask"].sum(1).argmax())
+        raise ContrastError(
+            f"Text #{longest + 1} is {batch['input_ids'].shape[1]} tokens long, more than the "
+            f"model's context of {limit}. Shorten it."
+        )
+    return {k: v.to(lm.device) for k, v in batch.items()}
+
+
+@contextmanager
+def _capture(layers, reducer: Reducer, lengths: torch.Tensor, starts: torch.Tensor, out: list):
+    """Hooks that reduce each layer's output as it is produced; removed in finally."""
+
+    def make(i):
+        def hook(module, args, output):
+            hidden = output[0] if isinstance(output, tuple) else output  # (batch, seq, d)
+            out[i] = reducer(hidden, lengths, starts)
+
+        return hook
+
+    handles = [layer.register_forward_hook(make(i)) for i, layer in enumerate(layers)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _run(lm, texts, reducer: Reducer, starts=None, batch_size=16, progress=None) -> torch.Tensor:
+    """``reducer`` applied to every layer of every text: (n, layers, ...)."""
+    if not texts:
+        raise ContrastError("No texts to record: give at least one prompt.")
+    chunks = []
+    with lm.lock, torch.inference_mode():
+        for b in range(0, len(texts), batch_size):
+            batch = encode(lm, texts[b : b + batch_size])
+            lengths = batch["attention_mask"].sum(1)
+            first = torch.as_tensor(
+                starts[b : b + batch_size] if starts is not None else [1] * len(lengths),
+                device=lengths.device,
+            ).clamp(min=1)
+            per_layer: list = [None] * lm.n_layers
+            with _capture(lm.layers, reducer, lengths, first, per_layer):
+                lm.model(**batch, use_cache=False)
+            FORWARD_PASSES[lm.name] += 1
+            chunks.append(torch.stack(per_layer, 1).float().cpu())
+            if progress:
+                progress(min(1.0, (b + batch_size) / len(texts)), "recording activations")
+    return torch.cat(chunks)
+
+
+def _last(hidden, lengths, starts):
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    return hidden[rows, lengths - 1]  # (batch, d)
+
+
+def _mean(hidden, lengths, starts):
+    # Mean over positions [start, length): the first token is an attention sink whose
+    # norm is 50-200x the others, so it is always left out (start >= 1).
+    pos = torch.arange(hidden.shape[1], device=hidden.device)[None, :]
+    mask = ((pos >= starts[:, None]) & (pos < lengths[:, None])).to(hidden.dtype)
+    mask[mask.sum(1) == 0, 0] = 1  # a one-token text: fall back to its only token
+    return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+
+
+def _token_norms(hidden, lengths, starts):
+    pos = torch.arange(hidden.shape[1], device=hidden.device)[None, :]
+    norms = hidden.float().norm(dim=-1)  # (batch, seq)
+    return norms.masked_fill((pos < 1) | (pos >= lengths[:, None]), float("nan"))
+
+
+READERS = {"last": _last, "mean": _mean}
+
+
+def record(lm, texts: Sequence[str], position: str = "last", starts: Sequence[int] | None = None,
+           batch_size: int = 16, progress=None) -> torch.Tensor:
+    """Activations of ``texts`` at every layer: (n_texts, n_layers, d_model), float32 on CPU.
+
+    ``position`` is ``last`` (the last token) or ``mean`` (mean over tokens from
+    ``starts[i]``, default 1, to the end). Cached: a repeat call runs no forward pass.
+    """
+    if position not in READERS:
+        raise ContrastError(f"Unknown read position {position!r}: use 'last' or 'mean'.")
+    texts = list(texts)
+    key = (lm.name, str(lm.dtype), position, texts_hash(texts),
+           texts_hash([str(s) for s in starts]) if starts is not None else None)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    acts = _run(lm, texts, READERS[position], starts, batch_size, progress)
+    with _CACHE_LOCK:
+        _CACHE[key] = acts
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return acts
+
+
+NORM_TEXTS = (
+    "The train to the coast leaves at nine and arrives a little after noon.",
+    "Water expands when it freezes, which is why pipes can burst in winter.",
+    "Could you explain how a bicycle gear system works?",
+    "Add the flour slowly and stir until the batter is smooth.",
+    "The committee will meet again next Tuesday to review the budget.",
+    "Most maps of the region were redrawn after the survey was completed.",
+    "A function that returns early can make the rest of the code easier to read.",
+    "She planted tomatoes, beans and a row of sunflowers along the fence.",
+)
+
+
+def typical_norms(lm, texts: Sequence[str] = NORM_TEXTS) -> torch.Tensor:
+    """Per-layer median token norm of the residual stream: (n_layers,) float32.
+
+    The first token is excluded (attention sink). Outlier channels are kept: a steering
+    vector competes with the whole residual, those channels included, and the median
+    over tokens already keeps a rare extreme token from setting the scale.
+    """
+    with lm.lock, torch.inference_mode():
+        batch = encode(lm, texts)
+        lengths = batch["attention_mask"].sum(1)
+        per_layer: list = [None] * lm.n_layers
+        with _capture(lm.layers, _token_norms, lengths, lengths, per_layer):
+            lm.model(**batch, use_cache=False)
+        FORWARD_PASSES[lm.name] += 1
+    return torch.stack([p.flatten().nanmedian() for p in per_layer]).float().cpu()

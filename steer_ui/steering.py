@@ -1,0 +1,142 @@
+"""``steer()``: add a concept direction to the residual stream while a block runs.
+
+Intensity modes:
+- ``relative`` (default): 1.0 adds a vector whose norm equals the layer's typical
+  residual norm (``LoadedModel.typical_norms``), so one slider means the same in
+  models whose residual norms differ 100x.
+- ``raw``: adds ``intensity * direction`` as stored (steering-vectors' multiplier).
+- ``adaptive``: per token, ``intensity * ||h_t||`` along the unit direction: the push
+  follows the current residual norm at the hooked layer instead of a layer average.
+
+Positions: ``all`` steers the prompt and every generated token; ``generated`` steers
+from the last prompt token on (that token predicts the first generated one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import torch
+
+from .errors import IntensityError, LayerError, VectorError
+from .vectors import ConceptVector
+
+MODES = ("relative", "raw", "adaptive")
+POSITIONS = ("all", "generated")
+MAX_INTENSITY = 1000.0
+
+
+def check_intensities(values) -> list[float]:
+    """Finite numbers of sane size, else ``IntensityError``."""
+    out = []
+    for v in values:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise IntensityError(f"Intensity {v!r} is not a number.") from None
+        if not math.isfinite(x):
+            raise IntensityError(f"Intensity {v!r} is not finite; use a number such as 0.5 or -1.")
+        if abs(x) > MAX_INTENSITY:
+            raise IntensityError(f"Intensity {x:g} is beyond +-{MAX_INTENSITY:g}; "
+                                 "relative intensities of +-0.1 to +-2 are the useful range.")
+        out.append(x)
+    return out
+
+
+def check_layers(layers, n_layers: int) -> list[int]:
+    """Layer indices (an int, a list or a (start, stop) range) checked against the model."""
+    items = [layers] if isinstance(layers, int) else list(layers)
+    if not items:
+        raise LayerError("No layer chosen: pick at least one layer.")
+    for i in items:
+        if not isinstance(i, int) or not 0 <= i < n_layers:
+            raise LayerError(f"Layer {i!r} is out of range: this model has layers 0..{n_layers - 1}.")
+    return sorted(set(items))
+
+
+def make_hook(delta: torch.Tensor, mode: str, start: int):
+    """A forward hook adding ``delta`` (rows, d) to positions >= ``start`` of a layer output.
+
+    ``start`` counts absolute positions across KV-cached calls; the hook keeps the
+    offset of the next call in a closure, so one hook must serve one generation.
+    """
+    state = {"offset": 0}
+
+    def hook(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output  # (batch, seq, d)
+        seq = hidden.shape[1]
+        first = max(0, start - state["offset"])
+        state["offset"] += seq
+        if first >= seq:
+            return None
+        add = delta.to(hidden.dtype)[:, None, :]  # (rows, 1, d)
+        if mode == "adaptive":
+            add = add * hidden[:, first:].float().norm(dim=-1, keepdim=True).to(hidden.dtype)
+        if first == 0:
+            steered = hidden + add
+        else:
+            steered = torch.cat([hidden[:, :first], hidden[:, first:] + add], dim=1)
+        return (steered, *output[1:]) if isinstance(output, tuple) else steered
+
+    return hook
+
+
+def deltas(lm, vector: ConceptVector, intensities: Sequence[float], layer: int, mode: str) -> torch.Tensor:
+    """What ``steer`` adds at ``layer`` for each batch row: (rows, d_model)."""
+    k = torch.tensor(intensities, dtype=torch.float32)[:, None]  # (rows, 1)
+    if mode == "raw":
+        base = vector.directions[layer].float()
+    elif mode == "adaptive":
+        base = vector.unit(layer)
+    else:
+        base = vector.unit(layer) * float(lm.typical_norms()[layer])
+    return (k * base[None, :]).to(lm.device)
+
+
+@contextmanager
+def steer(lm, vector: ConceptVector | None, intensity: float | Sequence[float], layers=None,
+          mode: str = "relative", positions: str = "all", prompt_length: int = 0):
+    """Steer ``lm`` inside the block; hooks are removed in ``finally``.
+
+    ``intensity`` is one number or one per batch row. ``layers``: an int, a list, or
+    None for the vector's default layer. ``prompt_length`` (padded) is needed for
+    ``positions="generated"``. Holds ``lm.lock`` so concurrent users never share hooks.
+    """
+    if mode not in MODES:
+        raise IntensityError(f"Unknown intensity mode {mode!r}: use {', '.join(MODES)}.")
+    if positions not in POSITIONS:
+        raise IntensityError(f"Unknown positions {positions!r}: use {', '.join(POSITIONS)}.")
+    values = check_intensities([intensity] if isinstance(intensity, (int, float)) else intensity)
+    with lm.lock:
+        if vector is None or not any(values):
+            yield  # nothing to add: the model runs untouched, bit for bit
+            return
+        check_fits(vector, lm)
+        chosen = check_layers(vector.default_layer if layers is None else layers, lm.n_layers)
+        start = max(prompt_length - 1, 0) if positions == "generated" else 0
+        handles = []
+        try:
+            for i in chosen:
+                hook = make_hook(deltas(lm, vector, values, i, mode), mode, start)
+                handles.append(lm.layers[i].register_forward_hook(hook))
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+
+def check_fits(vector: ConceptVector, lm) -> None:
+    """``VectorError`` unless ``vector`` has ``lm``'s hidden size and layer count."""
+    if vector.hidden_size != lm.hidden_size or vector.n_layers != lm.n_layers:
+        raise VectorError(
+            f"Vector {vector.name!r} was made for {vector.model} ({vector.n_layers} layers x "
+            f"{vector.hidden_size}); {lm.name} has {lm.n_layers} layers x {lm.hidden_size}. "
+            "Extract it in this model, or transfer it (Transfer tab / `steer_ui transfer`)."
+        )
+
+
+def hooks_left(lm) -> int:
+    """Forward hooks still attached to ``lm``'s decoder layers (0 when idle)."""
+    return sum(len(layer._forward_hooks) for layer in lm.layers)

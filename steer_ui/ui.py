@@ -1,0 +1,201 @@
+"""Gradio layout and event wiring only: the work is in ``session`` and the core.
+
+``SteerError`` from the core becomes ``gr.Error`` here (``_guard``), so a bad input
+shows a message and the app keeps serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import gradio as gr
+
+from . import contrast, session, zoo
+from .errors import SteerError
+from .generation import Sampling
+from .session import SessionState
+from .workbench import ROLES, Workbench
+
+
+def _guard(fn):
+    """Turn ``SteerError`` into ``gr.Error`` for plain and generator handlers."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*a, **k):
+            try:
+                yield from fn(*a, **k)
+            except SteerError as exc:
+                raise gr.Error(str(exc)) from exc
+        return gen
+
+    @functools.wraps(fn)
+    def plain(*a, **k):
+        try:
+            return fn(*a, **k)
+        except SteerError as exc:
+            raise gr.Error(str(exc)) from exc
+    return plain
+
+
+def _facts_table(wb: Workbench) -> list[list]:
+    facts = {r: wb.models[r].facts() for r in ROLES if r in wb.models}
+    keys = ["name", "family", "params", "layers", "hidden size", "device", "dtype", "memory", "load time"]
+    return [[k] + [facts.get(r, {}).get(k, "-") for r in ROLES] for k in keys]
+
+
+def _slider_for(wb: Workbench, role: str, value=None):
+    n = wb.models[role].n_layers if role in wb.models else 1
+    return gr.update(maximum=n - 1, value=min(value if value is not None else n // 2, n - 1))
+
+
+def _sampling(max_new, temperature, top_p, seed) -> Sampling:
+    return Sampling(int(max_new), float(temperature), float(top_p), int(seed))
+
+
+def build(wb: Workbench) -> gr.Blocks:
+    """The whole app: Models, Concept and Steer tabs over one shared ``Workbench``."""
+    names = list(zoo.BUNDLED)
+    with gr.Blocks(title="steer-ui") as demo:
+        state = gr.State(lambda: SessionState())
+        gr.Markdown("# steer-ui\nExtract a concept from contrast prompts, see it, steer with it.")
+        with gr.Tab("Models"):
+            facts = gr.Dataframe(value=_facts_table(wb), headers=["", "LLM", "SLM"], interactive=False)
+            pickers, loads, chats = {}, {}, {}
+            with gr.Row():
+                for role in ROLES:
+                    with gr.Column():
+                        current = wb.models[role].name if role in wb.models else None
+                        pickers[role] = gr.Dropdown(names, value=current, allow_custom_value=True,
+                                                    label=f"{role.upper()}: bundled name, Hub id, folder or .gguf")
+                        loads[role] = gr.Button(f"Load {role.upper()}")
+                        chats[role] = (gr.Chatbot(label=f"{role.upper()} chat (unsteered)", height=260),
+                                       gr.Textbox(placeholder="Say something and press Enter", show_label=False))
+        with gr.Tab("Concept"):
+            with gr.Row():
+                source = gr.Radio(["Preset", "Two lists", "A/B file"], value="Preset", label="Contrast from")
+                preset = gr.Dropdown(contrast.preset_names(), value="happy-sad", label="Preset")
+                limit = gr.Number(value=32, precision=0, label="Max pairs (0 = all)")
+                method = gr.Dropdown(["mean-diff", "pca", "probe"], value="mean-diff", label="Method")
+                position = gr.Radio(["last", "mean"], value="last", label="Read position")
+            with gr.Row():
+                pos_text = gr.Textbox(lines=5, label="Positive prompts (one per line)",
+                                      placeholder="Write a joyful note about Monday.")
+                neg_text = gr.Textbox(lines=5, label="Negative prompts (line i pairs with line i)",
+                                      placeholder="Write a gloomy note about Monday.")
+                ab_file = gr.File(label="A/B file (CAA JSON/JSONL)", file_types=[".json", ".jsonl"], type="filepath")
+            extract_btn = gr.Button("Extract in both models", variant="primary")
+            summary = gr.Markdown()
+            sliders, pcas = {}, {}
+            with gr.Row():
+                for role in ROLES:
+                    with gr.Column():
+                        sliders[role] = gr.Slider(0, 1, step=1, label=f"{role.upper()} layer (view and steer)")
+                        pcas[role] = gr.Plot(label=f"{role.upper()} PCA")
+            profile = gr.Plot(label="Separability by depth")
+        with gr.Tab("Steer"):
+            with gr.Row():
+                prompt = gr.Textbox(value="Tell me about your weekend.", label="Prompt", scale=3)
+                target = gr.Radio(["SLM", "LLM", "Both"], value="SLM", label="Steer")
+                kind = gr.Dropdown(["native", "random control"], value="native", label="SLM vector")
+            intensity = gr.Slider(-2, 2, value=0.4, step=0.05,
+                                  label="Intensity (relative: 1.0 = the layer's typical residual norm)")
+            with gr.Row():
+                mode = gr.Radio(["relative", "raw", "adaptive"], value="relative", label="Intensity mode")
+                positions = gr.Radio(["all", "generated"], value="all", label="Steer positions")
+            with gr.Accordion("Sampling", open=False), gr.Row():
+                max_new = gr.Slider(1, 256, value=48, step=1, label="Max new tokens")
+                temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
+                top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
+                seed = gr.Number(value=0, precision=0, label="Seed")
+            with gr.Row():
+                gen_btn = gr.Button("Generate", variant="primary")
+                stop_btn = gr.Button("Stop", variant="stop")
+            outs = []
+            for role in ROLES:
+                with gr.Row():
+                    outs += [gr.Textbox(label=f"{role.upper()} unsteered", lines=6, elem_id=f"{role}-plain"),
+                             gr.Textbox(label=f"{role.upper()} steered", lines=6, elem_id=f"{role}-steered")]
+            with gr.Accordion("Sweep: several intensities as one batch", open=False):
+                with gr.Row():
+                    sweep_role = gr.Radio(["SLM", "LLM"], value="SLM", label="Model")
+                    sweep_values = gr.Textbox(value="-1, -0.5, 0, 0.5, 1", label="Intensities")
+                    sweep_btn = gr.Button("Run sweep")
+                sweep_out = gr.Dataframe(headers=["intensity", "text"], wrap=True)
+
+        # ---- handlers (thin: everything real happens in session / the core) ----
+        def load(role, source, progress=gr.Progress()):
+            wb.load(role, source or "", progress=lambda f, m: progress(f, desc=m))
+            return _facts_table(wb), _slider_for(wb, role)
+
+        def chat(role, st, history, message, max_new_v, temperature_v, top_p_v, seed_v):
+            history = list(history or []) + [{"role": "user", "content": message},
+                                             {"role": "assistant", "content": ""}]
+            stop = st.new_stop()
+            for text in session.chat_reply(wb, role, history[:-1],
+                                           _sampling(max_new_v, temperature_v, top_p_v, seed_v), stop):
+                history[-1]["content"] = text
+                yield history, ""
+
+        def do_extract(st, src, preset_v, limit_v, method_v, position_v, pos_v, neg_v, ab_v,
+                       progress=gr.Progress()):
+            cs = session.contrast_from_inputs(src, preset_v, pos_v, neg_v, ab_v, int(limit_v or 0) or None)
+            text = session.extract_both(wb, st, cs, method_v, position_v,
+                                        progress=lambda f, m: progress(f, desc=m))
+            layers = {r: st.extractions[r].vector.default_layer for r in st.extractions}
+            return (st, text, *[_slider_for(wb, r, layers.get(r)) for r in ROLES],
+                    *[session.pca_figure(st, r, layers.get(r)) for r in ROLES], session.profile_figure(st))
+
+        def do_rescore(st, method_v):
+            if not st.extractions:
+                return st, gr.update(), gr.update(), gr.update(), gr.update()
+            text = session.rescore(st, method_v)
+            return (st, text, *[session.pca_figure(st, r, None) for r in ROLES], session.profile_figure(st))
+
+        def do_steer(st, prompt_v, target_v, kind_v, x, mode_v, pos_v, llm_layer, slm_layer,
+                     max_new_v, temperature_v, top_p_v, seed_v):
+            roles = {"SLM": ["slm"], "LLM": ["llm"], "Both": ["llm", "slm"]}[target_v]
+            stop = st.new_stop()
+            layers = {"llm": int(llm_layer), "slm": int(slm_layer)}
+            yield from session.steer_texts(wb, st, roles, prompt_v, x, layers, kind_v, mode_v, pos_v,
+                                           _sampling(max_new_v, temperature_v, top_p_v, seed_v), stop)
+
+        def do_sweep(st, role_v, values, prompt_v, kind_v, mode_v, llm_layer, slm_layer,
+                     max_new_v, temperature_v, top_p_v, seed_v):
+            role = role_v.lower()
+            stop = st.new_stop()
+            layer = int(llm_layer if role == "llm" else slm_layer)
+            yield from session.sweep_texts(wb, st, role, prompt_v, session.parse_intensities(values), layer,
+                                           kind_v, mode_v, _sampling(max_new_v, temperature_v, top_p_v, seed_v),
+                                           stop)
+
+        def do_stop(st):
+            st.stop_all()
+
+        # ---- wiring ----
+        sampling_in = [max_new, temperature, top_p, seed]
+        for role in ROLES:
+            loads[role].click(_guard(functools.partial(load, role)), pickers[role], [facts, sliders[role]],
+                              api_name=f"load_{role}")
+            bot, box = chats[role]
+            box.submit(_guard(functools.partial(chat, role)), [state, bot, box, *sampling_in], [bot, box],
+                       api_name=f"chat_{role}")
+            sliders[role].release(_guard(lambda st, layer, r=role: session.pca_figure(st, r, layer)),
+                                  [state, sliders[role]], pcas[role], api_name=f"view_{role}")
+        extract_btn.click(_guard(do_extract), [state, source, preset, limit, method, position, pos_text,
+                                               neg_text, ab_file],
+                          [state, summary, sliders["llm"], sliders["slm"], pcas["llm"], pcas["slm"], profile],
+                          api_name="extract")
+        method.change(_guard(do_rescore), [state, method], [state, summary, pcas["llm"], pcas["slm"], profile],
+                      api_name="rescore")
+        steer_in = [state, prompt, target, kind, intensity, mode, positions, sliders["llm"], sliders["slm"],
+                    *sampling_in]
+        gen_event = gen_btn.click(_guard(do_steer), steer_in, outs, api_name="steer")
+        release_event = intensity.release(_guard(do_steer), steer_in, outs, api_name=False)
+        sweep_event = sweep_btn.click(_guard(do_sweep), [state, sweep_role, sweep_values, prompt, kind, mode,
+                                                         sliders["llm"], sliders["slm"], *sampling_in],
+                                      sweep_out, api_name="sweep")
+        stop_btn.click(do_stop, state, None, cancels=[gen_event, release_event, sweep_event], api_name="stop")
+        demo.load(lambda: [_slider_for(wb, r) for r in ROLES], None, [sliders["llm"], sliders["slm"]],
+                  api_name=False)
+    return demo
