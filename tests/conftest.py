@@ -1,0 +1,130 @@
+"""Shared fixtures: tiny random models of several architectures, real bundled models,
+and a guard that fails any test touching a non-loopback address."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+_real_connect = socket.socket.connect
+
+
+def _is_loopback(address) -> bool:
+    if isinstance(address, (str, bytes)):  # unix socket path
+        return True
+    host = address[0]
+    if host in ("localhost", "") or host.startswith("127.") or host == "::1":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self, address):
+    if not _is_loopback(address):
+        raise AssertionError(f"test tried to reach a non-loopback address: {address!r}")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Every test: only loopback connections are allowed."""
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    yield
+
+
+# ---------- tiny random models built in code ----------
+
+def _tiny_config(arch: str):
+    from transformers import (GPT2Config, Gemma3TextConfig, LlamaConfig, Qwen2Config)
+
+    common = dict(vocab_size=320, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                  num_key_value_heads=2, intermediate_size=64, max_position_embeddings=128)
+    if arch == "llama":
+        return LlamaConfig(**common)
+    if arch == "qwen2":
+        return Qwen2Config(**common)
+    if arch == "gemma3":
+        return Gemma3TextConfig(**common, head_dim=8, sliding_window=64)
+    if arch == "gpt2":
+        return GPT2Config(vocab_size=320, n_embd=32, n_layer=3, n_head=4, n_positions=128, bos_token_id=1, eos_token_id=1)
+    raise ValueError(arch)
+
+
+def tiny_tokenizer():
+    """A word-level tokenizer built in code (no files, no network)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<pad>", "<eos>", "<unk>"] + [f"w{i}" for i in range(200)] + \
+        "the a happy sad good bad day night i am you are is was very not and of to in".split()
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>")
+
+
+def make_tiny(arch: str = "llama", pad: bool = True, seed: int = 0):
+    """A ``LoadedModel`` around a random tiny model of ``arch`` (float32, CPU)."""
+    from transformers import AutoModelForCausalLM
+
+    from steer_ui.models import LoadedModel, ModelSpec, ensure_pad_token, find_layers
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(_tiny_config(arch)).eval()
+    tok = tiny_tokenizer()
+    if pad:
+        ensure_pad_token(tok)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return LoadedModel(name=f"tiny-{arch}", spec=ModelSpec(f"tiny-{arch}"), model=model, tokenizer=tok,
+                       layers=find_layers(model), device=torch.device("cpu"), dtype=torch.float32)
+
+
+@pytest.fixture(params=["llama", "qwen2", "gemma3", "gpt2"])
+def tiny_any(request):
+    return make_tiny(request.param)
+
+
+@pytest.fixture
+def tiny():
+    return make_tiny("llama")
+
+
+# ---------- real bundled models (installed by `make test`) ----------
+
+_REAL: dict = {}
+
+
+def real_model(name: str):
+    """A bundled model, loaded once per test session; skips when not installed."""
+    from steer_ui import zoo
+    from steer_ui.models import ModelSpec, load_model
+
+    if not zoo.is_installed(zoo.get(name)):
+        pytest.skip(f"{name} is not installed ({zoo.get(name).install_command()})")
+    if name not in _REAL:
+        _REAL[name] = load_model(ModelSpec(name, device="cpu"))
+    return _REAL[name]
+
+
+@pytest.fixture
+def smollm():
+    return real_model("smollm2-135m")
+
+
+@pytest.fixture
+def qwen05():
+    return real_model("qwen2.5-0.5b")
