@@ -88,7 +88,7 @@ def _run(lm, texts, reducer: Reducer, starts=None, batch_size=16, progress=None)
             ).clamp(min=1)
             per_layer: list = [None] * lm.n_layers
             with _capture(lm.layers, reducer, lengths, first, per_layer):
-                lm.model(**batch, use_cache=False)
+                lm.model(**batch, use_cache=False, logits_to_keep=1)  # no full-vocab logits
             FORWARD_PASSES[lm.name] += 1
             chunks.append(torch.stack(per_layer, 1).float().cpu())
             if progress:
@@ -116,18 +116,23 @@ def _token_norms(hidden, lengths, starts):
     return norms.masked_fill((pos < 1) | (pos >= lengths[:, None]), float("nan"))
 
 
-READERS = {"last": _last, "mean": _mean}
+def _mean_and_last(hidden, lengths, starts):
+    return torch.stack([_mean(hidden, lengths, starts), _last(hidden, lengths, starts)], 1)  # (batch, 2, d)
+
+
+READERS = {"last": _last, "mean": _mean, "mean+last": _mean_and_last}
 
 
 def record(lm, texts: Sequence[str], position: str = "last", starts: Sequence[int] | None = None,
            batch_size: int = 16, progress=None) -> torch.Tensor:
     """Activations of ``texts`` at every layer: (n_texts, n_layers, d_model), float32 on CPU.
 
-    ``position`` is ``last`` (the last token) or ``mean`` (mean over tokens from
-    ``starts[i]``, default 1, to the end). Cached: a repeat call runs no forward pass.
+    ``position`` is ``last`` (the last token), ``mean`` (mean over tokens from
+    ``starts[i]``, default 1, to the end), or ``mean+last`` (both from one pass:
+    (n, layers, 2, d)). Cached: a repeat call runs no forward pass.
     """
     if position not in READERS:
-        raise ContrastError(f"Unknown read position {position!r}: use 'last' or 'mean'.")
+        raise ContrastError(f"Unknown read position {position!r}: use {', '.join(READERS)}.")
     texts = list(texts)
     key = (lm.name, str(lm.dtype), position, texts_hash(texts),
            texts_hash([str(s) for s in starts]) if starts is not None else None)
@@ -167,6 +172,6 @@ def typical_norms(lm, texts: Sequence[str] = NORM_TEXTS) -> torch.Tensor:
         lengths = batch["attention_mask"].sum(1)
         per_layer: list = [None] * lm.n_layers
         with _capture(lm.layers, _token_norms, lengths, lengths, per_layer):
-            lm.model(**batch, use_cache=False)
+            lm.model(**batch, use_cache=False, logits_to_keep=1)
         FORWARD_PASSES[lm.name] += 1
     return torch.stack([p.flatten().nanmedian() for p in per_layer]).float().cpu()

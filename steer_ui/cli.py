@@ -69,6 +69,32 @@ def cmd_generate(args) -> None:
           f"intensity {args.intensity:g} {args.mode}) ---\n{steered}")
 
 
+def cmd_transfer(args) -> None:
+    from . import contrast, diagnostics, paired, transfer
+    from .formats import load_vector, save_vector
+    from .models import load_model
+    from .workbench import extract_concept
+
+    v = load_vector(args.vector)
+    llm = load_model(_spec(args, args.llm or v.model))
+    slm = load_model(_spec(args, args.to))
+    transfer.check_transferable(v, llm, slm)
+    source = v.provenance.get("source", "")
+    preset = source.removeprefix("preset:") if source.startswith("preset:") else None
+    pairs = paired.collect(llm, slm, args.sources.split(","), preset, args.neutral)
+    out, maps, _ = transfer.transfer(v, llm, slm, pairs, args.map, args.layers)
+    native = extract_concept(slm, contrast.from_preset(preset, v.provenance.get("pairs"))) if preset else None
+    report = diagnostics.diagnose(out, maps, native.vector if native else None,
+                                  native.pos.numpy() if native else None, native.neg.numpy() if native else None)
+    save_vector(out, args.out, slm.family)
+    print(f"transferred {v.name!r}: {llm.name} -> {slm.name} with {args.map}, layers by {args.layers}, "
+          f"{len(pairs)} paired texts")
+    print(json.dumps(report.summary(), indent=2))
+    for w in report.warnings:
+        print(f"warning: {w}")
+    print(f"wrote {args.out}")
+
+
 def _parse_layers(text: str) -> list[int]:
     """"12", "10-14" or "8,12,16" -> list of layer indices."""
     try:
@@ -109,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _model_flags(p)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("transfer", help="carry a concept vector from the LLM into the SLM")
+    p.add_argument("--vector", required=True, help="vector file extracted in the LLM")
+    p.add_argument("--to", required=True, help="the SLM (bundled name, folder, .gguf or Hub id)")
+    p.add_argument("--llm", help="the LLM (default: the model recorded in the vector)")
+    p.add_argument("--map", default="ridge", choices=["ridge", "procrustes"])
+    p.add_argument("--layers", default="depth", choices=["depth", "fit"])
+    p.add_argument("--sources", default="concept,neutral", help="map sources: concept, neutral or both")
+    p.add_argument("--neutral", type=int, default=400, help="neutral texts to fit on")
+    p.add_argument("--out", required=True)
+    _model_flags(p)
+    p.set_defaults(func=cmd_transfer)
     return parser
 
 

@@ -190,7 +190,13 @@ def from_source(spec: str, limit: int | None = None) -> ContrastSet:
     if not path.exists():
         raise ContrastError(f"{spec!r} is neither a preset ({', '.join(preset_names())}) nor a file.")
     if path.suffix == ".json" and path.read_text(encoding="utf-8", errors="replace").lstrip().startswith("{"):
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = None  # JSONL under a .json name, or broken: read_items explains which
+    else:
+        data = None
+    if isinstance(data, dict):
         if not {"positive", "negative"} <= set(data):
             raise ContrastError(f"{path.name}: a two-list file needs the keys 'positive' and 'negative'.")
         return from_lists(data["positive"][:limit], data["negative"][:limit], path.stem)

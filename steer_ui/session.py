@@ -215,3 +215,67 @@ def _content(c) -> str:
     if isinstance(c, list):
         return " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in c)
     return str(c)
+
+
+def transfer_concept(wb: Workbench, state: SessionState, method: str, matching: str, sources: list[str],
+                     n_neutral: int, progress=None) -> tuple[str, go.Figure, go.Figure | None]:
+    """Carry the LLM's concept into the SLM; returns the diagnostics text and plots.
+
+    The new vector joins the SLM's vector choices as ``transferred:<map>``.
+    """
+    from . import diagnostics, paired, transfer
+
+    if "llm" not in state.extractions:
+        raise SteerError("Extract a concept in the LLM first (Concept tab), then transfer it.")
+    llm, slm = wb.get("llm"), wb.get("slm")
+    source = state.extractions["llm"]
+    leave_out = source.contrast.source.removeprefix("preset:") if source.contrast.source.startswith("preset:") else None
+    pairs = paired.collect(llm, slm, sources, leave_out, n_neutral, progress=progress)
+    vector, maps, cka = transfer.transfer(source.vector, llm, slm, pairs, method, matching)
+    native = state.extractions.get("slm")
+    report = diagnostics.diagnose(vector, maps, native.vector if native else None,
+                                  native.pos.numpy() if native else None, native.neg.numpy() if native else None)
+    state.extra[f"transferred:{method}"] = vector
+    return _report_markdown(report, method, matching, len(pairs)), _report_figure(report), \
+        (plots.heatmap(cka, "Linear CKA of every layer pair", "SLM layer", "LLM layer",
+                       best=None) if cka is not None else None)
+
+
+def _report_markdown(report, method: str, matching: str, n: int) -> str:
+    s = report.summary()
+    status = "✅" if report.arrived() else "⚠️"
+    lines = [f"{status} **{report.verdict}**", "",
+             f"map **{method}**, layers by **{matching}**, {n} paired texts; SLM layer {s['slm_layer']} "
+             f"<- LLM layer {s['llm_layer']}", "",
+             "| measure | value |", "|---|---|"]
+    for k, v in s["r2"].items():
+        lines.append(f"| held-out R^2 ({k}) | {v} |")
+    for k in ("cos_native", "chance_mapped_p95", "chance_slm_p95", "auc_transferred", "auc_native"):
+        lines.append(f"| {k.replace('_', ' ')} | {s[k]} |")
+    return "\n".join(lines + [""] + [f"⚠️ {w}" for w in report.warnings])
+
+
+def _report_figure(report) -> go.Figure:
+    xs = list(range(len(report.pairs)))
+    curves = {"held-out R^2 (all)": report.r2.get("all", [])}
+    if report.cos_native is not None:
+        curves.update({"cos(transferred, native)": report.cos_native,
+                       "chance: random LLM vectors through the map (p95 |cos|)": report.chance_mapped,
+                       "chance: random SLM vectors (p95 |cos|)": report.chance_slm})
+    if report.auc_transferred is not None:
+        curves["AUC along transferred"] = report.auc_transferred
+    return plots.lines(xs, curves, "Transfer diagnostics by SLM layer", "SLM layer", "value")
+
+
+def compare_vectors(wb: Workbench, state: SessionState, prompt: str, intensity: float, layer: int,
+                    mode: str, sampling: Sampling, stop: threading.Event) -> Iterator[list[list]]:
+    """The SLM unsteered and steered by every vector it has (native, transferred, random),
+    all at the same intensity and layer, as one batch: [[vector, text], ...]."""
+    if not prompt or not prompt.strip():
+        raise SteerError("Type a prompt to generate from.")
+    kinds = state.vector_kinds()
+    vectors = [None] + [state.vector("slm", k) for k in kinds]
+    names = ["unsteered"] + kinds
+    values = [0.0] + [intensity] * len(kinds)
+    for rows in stream(wb.get("slm"), prompt, vectors, values, layer, sampling, mode=mode, stop=stop):
+        yield [[n, t] for n, t in zip(names, rows)]

@@ -83,43 +83,68 @@ def make_hook(delta: torch.Tensor, mode: str, start: int):
     return hook
 
 
-def deltas(lm, vector: ConceptVector, intensities: Sequence[float], layer: int, mode: str) -> torch.Tensor:
+def _base(lm, vector: ConceptVector | None, layer: int, mode: str) -> torch.Tensor:
+    if vector is None:
+        return torch.zeros(lm.hidden_size)
+    if mode == "raw":
+        return vector.directions[layer].float()
+    if mode == "adaptive":
+        return vector.unit(layer)
+    return vector.unit(layer) * float(lm.typical_norms()[layer])
+
+
+def deltas(lm, vectors: list[ConceptVector | None], intensities: Sequence[float], layer: int,
+           mode: str) -> torch.Tensor:
     """What ``steer`` adds at ``layer`` for each batch row: (rows, d_model)."""
     k = torch.tensor(intensities, dtype=torch.float32)[:, None]  # (rows, 1)
-    if mode == "raw":
-        base = vector.directions[layer].float()
-    elif mode == "adaptive":
-        base = vector.unit(layer)
-    else:
-        base = vector.unit(layer) * float(lm.typical_norms()[layer])
-    return (k * base[None, :]).to(lm.device)
+    bases = {id(v): _base(lm, v, layer, mode) for v in vectors}
+    return (k * torch.stack([bases[id(v)] for v in vectors])).to(lm.device)
+
+
+def row_vectors(vector, rows: int) -> list[ConceptVector | None]:
+    """One vector (or None) per batch row, from a single vector or a list."""
+    if vector is None or isinstance(vector, ConceptVector):
+        return [vector] * rows
+    vectors = list(vector)
+    if len(vectors) != rows:
+        raise VectorError(f"{len(vectors)} vectors for {rows} intensities: give one per row.")
+    return vectors
 
 
 @contextmanager
-def steer(lm, vector: ConceptVector | None, intensity: float | Sequence[float], layers=None,
+def steer(lm, vector, intensity: float | Sequence[float], layers=None,
           mode: str = "relative", positions: str = "all", prompt_length: int = 0):
     """Steer ``lm`` inside the block; hooks are removed in ``finally``.
 
-    ``intensity`` is one number or one per batch row. ``layers``: an int, a list, or
-    None for the vector's default layer. ``prompt_length`` (padded) is needed for
+    ``vector``: a ``ConceptVector``, None, or one of either per batch row (rows with
+    None stay unsteered). ``intensity`` is one number or one per batch row. ``layers``:
+    an int, a list, or None for the (first) vector's default layer. ``prompt_length`` (padded) is needed for
     ``positions="generated"``. Holds ``lm.lock`` so concurrent users never share hooks.
     """
     if mode not in MODES:
         raise IntensityError(f"Unknown intensity mode {mode!r}: use {', '.join(MODES)}.")
     if positions not in POSITIONS:
         raise IntensityError(f"Unknown positions {positions!r}: use {', '.join(POSITIONS)}.")
-    values = check_intensities([intensity] if isinstance(intensity, (int, float)) else intensity)
+    # One value (a number, numpy/0-d tensor scalar, or junk like None/'abc') or one per row.
+    single = intensity is None or isinstance(intensity, (int, float, str, bytes)) \
+        or getattr(intensity, "ndim", 1) == 0
+    values = check_intensities([intensity] if single else intensity)
+    if len(values) == 1 and not isinstance(vector, (ConceptVector, type(None))):
+        values = values * len(list(vector))
+    vectors = row_vectors(vector, len(values))
     with lm.lock:
-        if vector is None or not any(values):
+        if not any(v is not None and x for v, x in zip(vectors, values)):
             yield  # nothing to add: the model runs untouched, bit for bit
             return
-        check_fits(vector, lm)
-        chosen = check_layers(vector.default_layer if layers is None else layers, lm.n_layers)
+        present = [v for v in vectors if v is not None]
+        for v in present:
+            check_fits(v, lm)
+        chosen = check_layers(present[0].default_layer if layers is None else layers, lm.n_layers)
         start = max(prompt_length - 1, 0) if positions == "generated" else 0
         handles = []
         try:
             for i in chosen:
-                hook = make_hook(deltas(lm, vector, values, i, mode), mode, start)
+                hook = make_hook(deltas(lm, vectors, values, i, mode), mode, start)
                 handles.append(lm.layers[i].register_forward_hook(hook))
             yield
         finally:

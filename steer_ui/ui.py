@@ -45,8 +45,8 @@ def _facts_table(wb: Workbench) -> list[list]:
 
 
 def _slider_for(wb: Workbench, role: str, value=None):
-    n = wb.models[role].n_layers if role in wb.models else 1
-    return gr.update(maximum=n - 1, value=min(value if value is not None else n // 2, n - 1))
+    n = wb.models[role].n_layers if role in wb.models else 2
+    return gr.update(maximum=max(n - 1, 1), value=min(value if value is not None else n // 2, n - 1))
 
 
 def _sampling(max_new, temperature, top_p, seed) -> Sampling:
@@ -90,9 +90,27 @@ def build(wb: Workbench) -> gr.Blocks:
             with gr.Row():
                 for role in ROLES:
                     with gr.Column():
-                        sliders[role] = gr.Slider(0, 1, step=1, label=f"{role.upper()} layer (view and steer)")
+                        n = wb.models[role].n_layers if role in wb.models else 2
+                        sliders[role] = gr.Slider(0, max(n - 1, 1), value=n // 2, step=1,
+                                                  label=f"{role.upper()} layer (view and steer)")
                         pcas[role] = gr.Plot(label=f"{role.upper()} PCA")
             profile = gr.Plot(label="Separability by depth")
+        with gr.Tab("Transfer"):
+            gr.Markdown("Carry the LLM's concept (extracted in the Concept tab) into the SLM. The verdict "
+                        "compares it with the SLM's native vector and with random vectors sent through "
+                        "the same map: R^2 alone is not evidence that a concept arrived.")
+            with gr.Row():
+                map_kind = gr.Dropdown(["ridge", "procrustes"], value="ridge", label="Map")
+                matching = gr.Radio(["depth", "fit"], value="depth", label="Layer matching")
+                map_sources = gr.CheckboxGroup(["concept", "neutral"], value=["concept", "neutral"],
+                                               label="Fit the map on")
+                n_neutral = gr.Slider(64, 1300, value=400, step=1, label="Neutral texts")
+            transfer_btn = gr.Button("Transfer", variant="primary")
+            transfer_md = gr.Markdown()
+            with gr.Row():
+                transfer_plot = gr.Plot(label="Diagnostics by layer")
+                cka_plot = gr.Plot(label="Layer-pair scores (fit mode)")
+            slm_pca_transfer = gr.Plot(label="SLM PCA: native and transferred directions")
         with gr.Tab("Steer"):
             with gr.Row():
                 prompt = gr.Textbox(value="Tell me about your weekend.", label="Prompt", scale=3)
@@ -116,6 +134,9 @@ def build(wb: Workbench) -> gr.Blocks:
                 with gr.Row():
                     outs += [gr.Textbox(label=f"{role.upper()} unsteered", lines=6, elem_id=f"{role}-plain"),
                              gr.Textbox(label=f"{role.upper()} steered", lines=6, elem_id=f"{role}-steered")]
+            with gr.Accordion("Compare SLM vectors: native, transferred, random, one batch", open=False):
+                compare_btn = gr.Button("Compare at this intensity")
+                compare_out = gr.Dataframe(headers=["vector", "text"], wrap=True)
             with gr.Accordion("Sweep: several intensities as one batch", open=False):
                 with gr.Row():
                     sweep_role = gr.Radio(["SLM", "LLM"], value="SLM", label="Model")
@@ -169,6 +190,18 @@ def build(wb: Workbench) -> gr.Blocks:
                                            kind_v, mode_v, _sampling(max_new_v, temperature_v, top_p_v, seed_v),
                                            stop)
 
+        def do_transfer(st, method_v, matching_v, sources_v, n_v, slm_layer, progress=gr.Progress()):
+            text, fig, cka = session.transfer_concept(wb, st, method_v, matching_v, list(sources_v or []),
+                                                      int(n_v), progress=lambda f, m: progress(f, desc=m))
+            kinds = st.vector_kinds()
+            return (st, text, fig, cka, session.pca_figure(st, "slm", int(slm_layer)),
+                    gr.update(choices=kinds, value=kinds[-1]))
+
+        def do_compare(st, prompt_v, x, mode_v, slm_layer, max_new_v, temperature_v, top_p_v, seed_v):
+            stop = st.new_stop()
+            yield from session.compare_vectors(wb, st, prompt_v, x, int(slm_layer), mode_v,
+                                               _sampling(max_new_v, temperature_v, top_p_v, seed_v), stop)
+
         def do_stop(st):
             st.stop_all()
 
@@ -188,6 +221,9 @@ def build(wb: Workbench) -> gr.Blocks:
                           api_name="extract")
         method.change(_guard(do_rescore), [state, method], [state, summary, pcas["llm"], pcas["slm"], profile],
                       api_name="rescore")
+        transfer_btn.click(_guard(do_transfer), [state, map_kind, matching, map_sources, n_neutral, sliders["slm"]],
+                           [state, transfer_md, transfer_plot, cka_plot, slm_pca_transfer, kind],
+                           api_name="transfer")
         steer_in = [state, prompt, target, kind, intensity, mode, positions, sliders["llm"], sliders["slm"],
                     *sampling_in]
         gen_event = gen_btn.click(_guard(do_steer), steer_in, outs, api_name="steer")
@@ -195,7 +231,10 @@ def build(wb: Workbench) -> gr.Blocks:
         sweep_event = sweep_btn.click(_guard(do_sweep), [state, sweep_role, sweep_values, prompt, kind, mode,
                                                          sliders["llm"], sliders["slm"], *sampling_in],
                                       sweep_out, api_name="sweep")
-        stop_btn.click(do_stop, state, None, cancels=[gen_event, release_event, sweep_event], api_name="stop")
+        compare_event = compare_btn.click(_guard(do_compare), [state, prompt, intensity, mode, sliders["slm"],
+                                                               *sampling_in], compare_out, api_name="compare")
+        stop_btn.click(do_stop, state, None, cancels=[gen_event, release_event, sweep_event, compare_event],
+                       api_name="stop")
         demo.load(lambda: [_slider_for(wb, r) for r in ROLES], None, [sliders["llm"], sliders["slm"]],
                   api_name=False)
     return demo

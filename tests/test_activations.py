@@ -1,0 +1,198 @@
+"""steer_ui.activations: padding-correct batched recording, mean reading, caching."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import make_tiny
+from steer_ui import activations
+from steer_ui.activations import encode, record, texts_hash, typical_norms
+from steer_ui.errors import ContrastError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and don't stall when the CPUs are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Tiny models share names across tests; start each test with an empty cache."""
+    activations._CACHE.clear()
+    yield
+
+
+TEXTS = [
+    "the happy day",
+    "i am very sad and the night is not good",
+    "you",
+    "w1 w2 w3 w4 w5 w6 w7",
+]
+
+
+def _manual(lm, text: str) -> torch.Tensor:
+    """Every layer's output for one unpadded text, via our own forward hooks: (layers, seq, d)."""
+    outs = [None] * lm.n_layers
+
+    def make(i):
+        def hook(module, args, output):
+            h = output[0] if isinstance(output, tuple) else output
+            outs[i] = h[0].detach().clone()
+        return hook
+
+    handles = [layer.register_forward_hook(make(i)) for i, layer in enumerate(lm.layers)]
+    try:
+        ids = lm.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            lm.model(**ids, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize("position", ["last", "mean"])
+def test_batched_equals_alone(tiny_any, position):
+    lm = tiny_any
+    batched = record(lm, TEXTS, position)
+    assert batched.shape == (len(TEXTS), lm.n_layers, lm.hidden_size)
+    assert batched.dtype == torch.float32 and batched.device.type == "cpu"
+    for i, text in enumerate(TEXTS):
+        alone = record(lm, [text], position)
+        assert torch.allclose(batched[i], alone[0], atol=1e-5), (lm.name, position, text)
+
+
+def test_small_batch_size_equals_one_batch(tiny):
+    full = record(tiny, TEXTS, "mean", batch_size=16)
+    activations._CACHE.clear()
+    chunked = record(tiny, TEXTS, "mean", batch_size=3)
+    assert torch.allclose(full, chunked, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_last_and_mean_match_manual_hooks(arch):
+    lm = make_tiny(arch)
+    last = record(lm, TEXTS, "last")
+    mean = record(lm, TEXTS, "mean")
+    for i, text in enumerate(TEXTS):
+        h = _manual(lm, text)  # (layers, seq, d)
+        assert torch.allclose(last[i], h[:, -1], atol=1e-5)
+        if h.shape[1] > 1:
+            expected = h[:, 1:].mean(1)  # first token excluded
+            assert torch.allclose(mean[i], expected, atol=1e-5)
+            # ... and it really differs from a mean that includes the first token
+            assert not torch.allclose(mean[i], h.mean(1), atol=1e-4)
+        else:
+            assert torch.allclose(mean[i], h[:, 0], atol=1e-5)  # one token: its only token
+
+
+def test_last_layer_is_not_the_normed_hidden_state(tiny):
+    """The recorded last layer is the raw residual, not hidden_states[-1] (final norm)."""
+    acts = record(tiny, ["the happy day"], "last")
+    ids = tiny.tokenizer("the happy day", return_tensors="pt")
+    with torch.no_grad():
+        hs = tiny.model(**ids, output_hidden_states=True).hidden_states
+    assert torch.allclose(acts[0, 0], hs[1][0, -1], atol=1e-5)  # layer 0 output
+    assert not torch.allclose(acts[0, -1], hs[-1][0, -1], atol=1e-3)
+
+
+def test_starts_move_the_mean_window(tiny):
+    text = TEXTS[1]
+    h = _manual(tiny, text)
+    got = record(tiny, [text, text], "mean", starts=[3, 0])
+    assert torch.allclose(got[0], h[:, 3:].mean(1), atol=1e-5)
+    assert torch.allclose(got[1], h[:, 1:].mean(1), atol=1e-5)  # start clamped to 1
+
+
+def test_repeat_call_is_cached(tiny):
+    texts = ["the good day", "the bad night", "a w5 w6"]
+    before = activations.FORWARD_PASSES[tiny.name]
+    first = record(tiny, texts, "last")
+    middle = activations.FORWARD_PASSES[tiny.name]
+    assert middle - before == 1
+    second = record(tiny, texts, "last")
+    assert activations.FORWARD_PASSES[tiny.name] - middle == 0
+    assert torch.equal(first, second)
+    # A different position or other texts do run a forward pass.
+    record(tiny, texts, "mean")
+    assert activations.FORWARD_PASSES[tiny.name] - middle == 1
+    record(tiny, texts[:2], "mean")
+    assert activations.FORWARD_PASSES[tiny.name] - middle == 2
+
+
+def test_batches_count_forward_passes(tiny):
+    texts = [f"w{i} w{i + 1}" for i in range(10)]
+    before = activations.FORWARD_PASSES[tiny.name]
+    record(tiny, texts, "last", batch_size=4)
+    assert activations.FORWARD_PASSES[tiny.name] - before == 3
+
+
+def test_progress_reports(tiny):
+    seen = []
+    record(tiny, [f"w{i} w9" for i in range(5)], "last", batch_size=2,
+           progress=lambda f, msg: seen.append(f))
+    assert seen == pytest.approx([0.4, 0.8, 1.0])
+
+
+def test_typical_norms(tiny_any):
+    norms = typical_norms(tiny_any)
+    assert norms.shape == (tiny_any.n_layers,)
+    assert norms.dtype == torch.float32
+    assert torch.isfinite(norms).all() and (norms > 0).all()
+
+
+def test_typical_norms_is_median_of_token_norms(tiny):
+    texts = ["the happy day is good", "i am very sad"]
+    norms = typical_norms(tiny, texts)
+    per_layer = [[] for _ in range(tiny.n_layers)]
+    for text in texts:
+        h = _manual(tiny, text)
+        for i in range(tiny.n_layers):
+            per_layer[i].append(h[i, 1:].norm(dim=-1))  # first token excluded
+    expected = torch.stack([torch.cat(p).median() for p in per_layer])
+    assert torch.allclose(norms, expected, atol=1e-4)
+
+
+def test_text_longer_than_context(tiny):
+    long_text = " ".join(["w1"] * 200)  # context is 128
+    with pytest.raises(ContrastError, match=r"Text #2 is 200 tokens long, more than the model's context of 128"):
+        record(tiny, ["the day", long_text], "last")
+    with pytest.raises(ContrastError, match="context"):
+        encode(tiny, [long_text])
+
+
+def test_empty_list(tiny):
+    with pytest.raises(ContrastError, match="No texts"):
+        record(tiny, [], "last")
+
+
+def test_unknown_position(tiny):
+    with pytest.raises(ContrastError, match="Unknown read position 'first'"):
+        record(tiny, ["the day"], "first")
+
+
+def test_hooks_removed_after_error(tiny):
+    with pytest.raises(ContrastError):
+        record(tiny, ["the day", " ".join(["w1"] * 200)], "mean")
+    assert sum(len(layer._forward_hooks) for layer in tiny.layers) == 0
+    record(tiny, ["the night"], "mean")
+    assert sum(len(layer._forward_hooks) for layer in tiny.layers) == 0
+
+
+def test_texts_hash():
+    assert texts_hash(["a", "b"]) == texts_hash(["a", "b"])
+    assert texts_hash(["a", "b"]) != texts_hash(["ab"])
+    assert texts_hash(["a", "b"]) != texts_hash(["b", "a"])
+    assert len(texts_hash(["x"])) == 16
+
+
+def test_encode_right_and_left_padding(tiny):
+    right = encode(tiny, ["the day", "the happy sad day"])
+    assert right["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    left = encode(tiny, ["the day", "the happy sad day"], padding_side="left")
+    assert left["attention_mask"].tolist() == [[0, 0, 1, 1], [1, 1, 1, 1]]

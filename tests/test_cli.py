@@ -1,0 +1,180 @@
+"""The command line, run in-process (``steer_ui.cli.main``) on the real SmolLM2, and
+``app.py``'s own flags. Errors must exit with status 2 and one readable stderr line."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from steer_ui import cli, zoo
+from steer_ui.errors import SteerError
+from steer_ui.formats import load_vector, save_vector
+from steer_ui.vectors import ConceptVector
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOL = "smollm2-135m"
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    """``cli.main(argv)`` with stdout and stderr captured (usable outside capsys too)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _needs(name: str) -> None:
+    if not zoo.is_installed(zoo.get(name)):
+        pytest.skip(f"{name} is not installed")
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    """One ``extract`` run (8 happy/sad pairs on SmolLM2): (rc, stdout, stderr, path)."""
+    _needs(SMOL)
+    path = tmp_path_factory.mktemp("cli") / "tmp" / "v.safetensors"
+    rc, out, err = _run(["extract", "--model", SMOL, "--pairs", "happy-sad", "--limit", "8",
+                         "--out", str(path)])
+    return rc, out, err, path
+
+
+# ---------- models ----------
+
+def test_models_lists_bundled_names_with_installed_state(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert len(lines) == len(zoo.BUNDLED) == 3
+    for name, line in zip(zoo.BUNDLED, lines):
+        assert line.split()[0] == name
+        assert "cached:" in line
+        if zoo.is_installed(zoo.get(name)):
+            assert re.search(r"\binstalled\b", line) and "missing" not in line, line
+        else:
+            assert "missing" in line and zoo.get(name).install_command() in line, line
+    # conftest-loaded models are installed on any machine that runs the real tests
+    if zoo.is_installed(zoo.get(SMOL)):
+        assert re.search(rf"^{re.escape(SMOL)}\s.*\binstalled\b", out, re.M)
+
+
+# ---------- extract and generate ----------
+
+@pytest.mark.real
+def test_extract_writes_the_vector_and_prints_its_default_layer(extracted):
+    rc, out, err, path = extracted
+    assert rc == 0, err
+    assert path.is_file()
+    v = load_vector(path, 30, 576)
+    assert v.model == SMOL and v.name == "happy-sad" and v.method == "mean-diff"
+    assert v.provenance.get("pairs") == 8
+    assert 0 <= v.default_layer < 30
+    m = re.search(r"default layer (\d+) \(AUC ([0-9.]+)\)", out)
+    assert m, out
+    assert int(m.group(1)) == v.default_layer
+    assert math.isclose(float(m.group(2)), v.separability[v.default_layer], abs_tol=5e-4)
+    assert "from 8 pairs" in out
+    assert f"wrote {path}" in out
+
+
+@pytest.mark.real
+def test_generate_prints_unsteered_and_steered_sections_that_differ(extracted, capsys):
+    _, _, _, path = extracted
+    v = load_vector(path)
+    rc = cli.main(["generate", "--model", SMOL, "--vector", str(path), "--intensity", "0.6",
+                   "--prompt", "Tell me about your day.", "--max-new-tokens", "16"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    m = re.fullmatch(r"--- unsteered ---\n(.*)\n--- steered \((.*?)\) ---\n(.*)\n", captured.out, re.S)
+    assert m, captured.out
+    plain, label, steered = m.groups()
+    assert plain.strip() and steered.strip()
+    assert steered != plain
+    assert label == f"happy-sad, layer {v.default_layer}, intensity 0.6 relative"
+
+
+# ---------- bad input: exit 2, one clear line on stderr ----------
+
+@pytest.fixture(scope="module")
+def foreign_vector(tmp_path_factory):
+    """A vector made for a model with another hidden size (100, not SmolLM2's 576)."""
+    v = ConceptVector(directions=torch.randn(30, 100), model="other-model", name="foreign", default_layer=10)
+    return save_vector(v, tmp_path_factory.mktemp("foreign") / "foreign.safetensors")
+
+
+def _generate_args(vector, *extra):
+    return ["generate", "--model", SMOL, "--vector", str(vector), "--prompt", "Hi.",
+            "--max-new-tokens", "4", *extra]
+
+
+BAD = {
+    "unknown model": (lambda p, f: ["extract", "--model", "nope", "--pairs", "happy-sad", "--limit", "2",
+                                    "--out", str(p.parent / "x.safetensors")],
+                      ["Unknown bundled model 'nope'", "smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b"]),
+    "unknown preset": (lambda p, f: ["extract", "--model", SMOL, "--pairs", "happy-sadd", "--out",
+                                     str(p.parent / "x.safetensors")],
+                       ["'happy-sadd'", "neither a preset", "happy-sad"]),
+    "layer 999": (lambda p, f: _generate_args(p, "--intensity", "0.5", "--layer", "999"),
+                  ["999", "out of range", "0..29"]),
+    "intensity nan": (lambda p, f: _generate_args(p, "--intensity", "nan"), ["not finite"]),
+    "other hidden size": (lambda p, f: _generate_args(f, "--intensity", "0.5"),
+                          ["foreign.safetensors", "hidden size 100", "576"]),
+    "missing vector": (lambda p, f: _generate_args(p.parent / "absent.safetensors", "--intensity", "0.5"),
+                       ["absent.safetensors", "does not exist"]),
+}
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_2_with_a_clear_message(case, extracted, foreign_vector):
+    _, _, _, path = extracted
+    make_argv, expected = BAD[case]
+    rc, out, err = _run(make_argv(path, foreign_vector))
+    assert rc == 2, (out, err)
+    assert out == ""
+    # transformers may draw a "Loading weights" progress bar first; the error is one line, last
+    errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    assert "Traceback" not in err
+    for fragment in expected:
+        assert fragment in err, (fragment, err)
+    assert not (path.parent / "x.safetensors").exists()
+
+
+# ---------- app.py ----------
+
+def test_app_help_lists_its_flags():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--llm", "--slm", "--device", "--dtype", "--host", "--port"):
+        assert re.search(rf"(^|\s){re.escape(flag)}\b", proc.stdout), (flag, proc.stdout)
+    assert "127.0.0.1" in proc.stdout  # the default host is loopback
+
+
+def _app_module():
+    spec = importlib.util.spec_from_file_location("steer_ui_app_under_test", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_app_refuses_a_public_host_without_expose(capsys):
+    app = _app_module()
+    with pytest.raises(SteerError, match="--expose"):
+        app.check_host("0.0.0.0", expose=False)
+    for host in ("127.0.0.1", "localhost", "::1"):
+        app.check_host(host, expose=False)  # loopback is always fine
+    assert capsys.readouterr().err == ""
+    app.check_host("0.0.0.0", expose=True)  # allowed when asked, with a warning
+    assert "WARNING" in capsys.readouterr().err

@@ -1,0 +1,215 @@
+"""steer_ui.generation: batched steered generation, streaming, stopping, cleanup."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from steer_ui import generation
+from steer_ui.errors import IntensityError, SteerError, VectorError
+from steer_ui.generation import Sampling, generate, stream
+from steer_ui.steering import hooks_left
+from steer_ui.vectors import ConceptVector
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and don't stall when the CPUs are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+PROMPT = "i am very happy and the day is good"
+INTENSITIES = [0.0, 0.5, -0.5, 1.0]
+
+
+@pytest.fixture
+def vec(tiny):
+    g = torch.Generator().manual_seed(1)
+    return ConceptVector(directions=torch.randn(tiny.n_layers, tiny.hidden_size, generator=g),
+                         model=tiny.name, default_layer=1)
+
+
+def _no_eos(lm):
+    # A random tiny model may pick EOS at any step; these tests need full-length runs.
+    lm.model.generation_config.eos_token_id = None
+
+
+class _Slow:
+    """Counts the model's forward passes and slows each down, so the worker cannot race
+    far ahead of the consumer (a stop must then land within a few tokens)."""
+
+    def __init__(self, lm, seconds=0.01):
+        self.calls = 0
+        self.seconds = seconds
+        self.handle = lm.model.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module, args):
+        self.calls += 1
+        time.sleep(self.seconds)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def _lock_free(lm) -> bool:
+    ok = lm.lock.acquire(blocking=False)
+    if ok:
+        lm.lock.release()
+    return ok
+
+
+def _alive_workers() -> int:
+    return sum(t.name == "steer-ui-generate" and t.is_alive() for t in threading.enumerate())
+
+
+def test_batched_equals_alone(tiny, vec):
+    _no_eos(tiny)
+    s = Sampling(max_new_tokens=10)
+    together = generate(tiny, PROMPT, vec, INTENSITIES, layers=1, sampling=s, chat=False)
+    assert len(together) == 4
+    alone = [generate(tiny, PROMPT, vec, [x], layers=1, sampling=s, chat=False)[0] for x in INTENSITIES]
+    assert together == alone
+    assert len(set(together)) > 1  # steering did change something
+    assert all(len(t.split()) >= 5 for t in together)
+    assert hooks_left(tiny) == 0
+
+
+def test_unsteered_row_equals_plain_generate(tiny, vec):
+    _no_eos(tiny)
+    s = Sampling(max_new_tokens=8)
+    steered = generate(tiny, PROMPT, vec, [0.0, 2.0], layers=1, sampling=s, chat=False)
+    batch = tiny.tokenizer(PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        out = tiny.model.generate(**batch, max_new_tokens=8, do_sample=False,
+                                  pad_token_id=tiny.tokenizer.pad_token_id)
+    plain = tiny.tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert steered[0] == plain
+    unsteered = generate(tiny, PROMPT, None, [0.0], sampling=s, chat=False)
+    assert unsteered[0] == plain
+
+
+def test_stream_yields_growing_texts(tiny, vec):
+    _no_eos(tiny)
+    steps = list(stream(tiny, PROMPT, vec, [0.0, 1.0], layers=1, sampling=Sampling(max_new_tokens=6),
+                        chat=False))
+    assert len(steps) == 6  # one yield per generated token
+    for prev, cur in zip(steps, steps[1:]):
+        assert len(cur) == 2
+        for a, b in zip(prev, cur):
+            assert b.startswith(a)
+    assert sum(len(t) for t in steps[-1]) > sum(len(t) for t in steps[0])
+    assert hooks_left(tiny) == 0 and _lock_free(tiny)
+
+
+def test_stop_event_ends_early(tiny, vec):
+    _no_eos(tiny)
+    stop = threading.Event()
+    steps = []
+    with _Slow(tiny) as slow:
+        for texts in stream(tiny, PROMPT, vec, [0.0, 1.0], layers=1, sampling=Sampling(max_new_tokens=100),
+                            stop=stop, chat=False):
+            steps.append(texts)
+            if len(steps) == 2:
+                stop.set()
+    assert 2 <= len(steps) < 20  # the worker may be a token or two ahead, never 98
+    assert slow.calls < 20
+    assert hooks_left(tiny) == 0 and _lock_free(tiny)
+    assert _alive_workers() == 0
+
+
+def test_closing_generator_early(tiny, vec):
+    _no_eos(tiny)
+    with _Slow(tiny) as slow:
+        gen = stream(tiny, PROMPT, vec, [0.0, 1.0], layers=[0, 2], sampling=Sampling(max_new_tokens=100),
+                     chat=False)
+        first = next(gen)
+        assert len(first) == 2
+        gen.close()
+        calls = slow.calls
+    assert calls < 20  # the worker stopped instead of running on to 100 tokens
+    assert hooks_left(tiny) == 0
+    assert _lock_free(tiny)
+    assert _alive_workers() == 0
+
+
+def test_break_out_of_loop(tiny, vec):
+    _no_eos(tiny)
+    n = 0
+    with _Slow(tiny) as slow:
+        for _ in stream(tiny, PROMPT, vec, [1.0], layers=1, sampling=Sampling(max_new_tokens=100),
+                        chat=False):
+            n += 1
+            if n == 3:
+                break
+        calls = slow.calls
+    assert calls < 20
+    assert hooks_left(tiny) == 0
+    assert _lock_free(tiny)
+    assert _alive_workers() == 0
+    # The model still works normally afterwards.
+    assert len(generate(tiny, PROMPT, vec, [0.0, 1.0], layers=1, sampling=Sampling(max_new_tokens=3),
+                        chat=False)) == 2
+
+
+def test_sampling_is_reproducible(tiny, vec):
+    _no_eos(tiny)
+    s = Sampling(max_new_tokens=12, temperature=1.5, seed=7)
+    a = generate(tiny, PROMPT, vec, [0.0, 0.5, 0.5], layers=1, sampling=s, chat=False)
+    b = generate(tiny, PROMPT, vec, [0.0, 0.5, 0.5], layers=1, sampling=s, chat=False)
+    assert a == b
+    others = [generate(tiny, PROMPT, vec, [0.0, 0.5, 0.5], layers=1, chat=False,
+                       sampling=Sampling(max_new_tokens=12, temperature=1.5, seed=seed))
+              for seed in (8, 9)]
+    assert any(o != a for o in others)
+    # Rows with the same intensity sample independently.
+    assert a[1] != a[2] or others[0][1] != others[0][2]
+
+
+def test_sampling_kwargs():
+    assert Sampling().kwargs()["do_sample"] is False
+    kw = Sampling(temperature=0.7, top_p=0.9).kwargs()
+    assert kw["do_sample"] is True and kw["temperature"] == 0.7 and kw["top_p"] == 0.9
+
+
+@pytest.mark.parametrize("bad", [0, -1, 4097])
+def test_invalid_max_new_tokens(tiny, bad):
+    with pytest.raises(SteerError, match=f"max new tokens must be 1..4096, not {bad}"):
+        Sampling(max_new_tokens=bad).kwargs()
+    with pytest.raises(SteerError, match="max new tokens"):
+        generate(tiny, PROMPT, None, [0.0], sampling=Sampling(max_new_tokens=bad))
+    assert _lock_free(tiny) and _alive_workers() == 0
+
+
+def test_bad_intensity_raised_before_work(tiny, vec):
+    with pytest.raises(IntensityError):
+        next(stream(tiny, PROMPT, vec, [0.0, float("nan")]))
+    assert _alive_workers() == 0
+
+
+def test_worker_errors_reach_the_caller(tiny):
+    wrong = ConceptVector(directions=torch.randn(3, 16), model="other", default_layer=1)
+    with pytest.raises(VectorError, match="other"):
+        generate(tiny, PROMPT, wrong, [1.0], sampling=Sampling(max_new_tokens=2))
+    assert hooks_left(tiny) == 0 and _lock_free(tiny) and _alive_workers() == 0
+
+
+def test_chat_prompt_used(tiny, vec, monkeypatch):
+    seen = []
+    real_encode = generation.encode
+
+    def spy(lm, texts, padding_side="right"):
+        seen.append((list(texts), padding_side))
+        return real_encode(lm, texts, padding_side)
+
+    monkeypatch.setattr(generation, "encode", spy)
+    generate(tiny, "hello", vec, [0.0, 1.0], sampling=Sampling(max_new_tokens=1))
+    assert seen == [([tiny.chat("hello")] * 2, "left")]
