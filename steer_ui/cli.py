@@ -95,6 +95,64 @@ def cmd_transfer(args) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_experiment(args) -> None:
+    from . import experiment, report
+    from .contrast import from_source
+    from .evaluation import balance_letters, load_items
+    from .fluency import heldout_texts
+    from .models import load_model
+    from .session import parse_intensities
+
+    llm, slm = load_model(_spec(args, args.llm)), load_model(_spec(args, args.slm))
+    cs = from_source(args.pairs, args.limit_pairs)
+    grid = parse_intensities(args.intensities, limit=16)
+    maps = [m for m in args.maps.split(",") if m]
+    arms, diag = experiment.build_arms(llm, slm, cs, maps, args.sources.split(","), args.neutral,
+                                       args.layer, args.with_llm)
+    fluency = heldout_texts(args.fluency_texts)
+    if args.task == "ab":
+        items = load_items(args.data)[: args.limit_items]
+        result = experiment.run(arms, balance_letters(items), grid, args.scaling, args.seed, fluency)
+    else:
+        from .textscore import scorer_for
+
+        preset = cs.source.removeprefix("preset:")
+        prompts = [t for t in open(args.data, encoding="utf-8").read().splitlines() if t.strip()]
+        result = experiment.run_generation(arms, scorer_for(preset), prompts[: args.limit_items], grid,
+                                           args.max_new_tokens, args.seed, fluency)
+    result.update(models={"llm": llm.name, "slm": slm.name}, dataset=str(args.data), pairs=args.pairs,
+                  task=args.task, layers={a.name: a.layer for a in arms}, transfer=diag)
+    files = report.write(result, args.out, args.task)
+    key = "accuracy" if args.task == "ab" else "efficacy"
+    for name, arm in result["arms"].items():
+        t = arm["test"]
+        delta = f"  delta {t['delta_vs_baseline']:+.3f} {t['delta_ci']}" if "delta_vs_baseline" in t else ""
+        print(f"{name:<22} intensity {arm['intensity'] if not isinstance(arm['intensity'], dict) else 'per-item'}"
+              f"  {key} {t[key]:.3f} {t[key + '_ci']}{delta}")
+    print("wrote " + ", ".join(str(f) for f in files))
+
+
+def cmd_export(args) -> None:
+    from .formats import export_gguf, load_vector
+
+    v = load_vector(args.vector)
+    hint = args.model_hint or v.provenance.get("family") or v.model
+    export_gguf(v, args.gguf, hint)
+    print(f"wrote {args.gguf}: {v.n_layers} layers x {v.hidden_size} (llama.cpp --control-vector, "
+          f"model hint {hint!r}; direction.N is our layer N-1)")
+
+
+def cmd_import(args) -> None:
+    from .formats import import_gguf, save_vector
+    from .models import load_model
+
+    lm = load_model(_spec(args, args.model))
+    v = import_gguf(args.gguf, lm.name, lm.n_layers, lm.hidden_size)
+    save_vector(v, args.out, lm.family)
+    layers = [i for i in range(v.n_layers) if v.directions[i].abs().sum() > 0]
+    print(f"imported {args.gguf} for {lm.name}: layers {layers[0]}..{layers[-1]} ({len(layers)} set); wrote {args.out}")
+
+
 def _parse_layers(text: str) -> list[int]:
     """"12", "10-14" or "8,12,16" -> list of layer indices."""
     try:
@@ -147,6 +205,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     _model_flags(p)
     p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("experiment", help="arms x intensities on a dataset, dev/test split, report")
+    p.add_argument("--llm", required=True)
+    p.add_argument("--slm", required=True)
+    p.add_argument("--pairs", required=True, help="preset, two-list JSON, or A/B (CAA) file")
+    p.add_argument("--data", required=True, help="A/B items (ab) or a prompts file, one per line (generation)")
+    p.add_argument("--task", default="ab", choices=["ab", "generation"])
+    p.add_argument("--layer", type=int, help="SLM layer (default: the native vector's)")
+    p.add_argument("--maps", default="ridge,procrustes", help="comma list; empty for no transfer")
+    p.add_argument("--sources", default="concept,neutral")
+    p.add_argument("--neutral", type=int, default=400)
+    p.add_argument("--scaling", default="dev-sweep", choices=["dev-sweep", "per-example", "adaptive"])
+    p.add_argument("--intensities", default="-1,-0.5,-0.25,0,0.25,0.5,1")
+    p.add_argument("--with-llm", action="store_true", help="add the steered LLM as a ceiling arm")
+    p.add_argument("--limit-pairs", type=int)
+    p.add_argument("--limit-items", type=int)
+    p.add_argument("--fluency-texts", type=int, default=24)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    _model_flags(p)
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("export", help="vector file -> llama.cpp GGUF control vector")
+    p.add_argument("--vector", required=True)
+    p.add_argument("--gguf", required=True)
+    p.add_argument("--model-hint", help="controlvector.model_hint (default: the model family)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="llama.cpp/repeng GGUF control vector -> vector file")
+    p.add_argument("--gguf", required=True)
+    p.add_argument("--model", required=True, help="the model the control vector is for")
+    p.add_argument("--out", required=True)
+    _model_flags(p)
+    p.set_defaults(func=cmd_import)
     return parser
 
 

@@ -91,7 +91,7 @@ def diagnose(transferred: ConceptVector, maps: list[LayerMap], native: ConceptVe
     keys = sorted({k for m in maps for k in m.r2})
     r2 = {k: [m.r2.get(k, float("nan")) for m in maps] for k in keys}
     layer = native.default_layer if native is not None and native.default_layer is not None \
-        else (transferred.default_layer or len(maps) // 2)
+        else (transferred.default_layer if transferred.default_layer is not None else len(maps) // 2)
     verdict = _verdict(cos, chance_mapped, auc_t, layer)
     warnings = [f"The map fits badly at SLM layer {layer}: held-out R^2 {r2['all'][layer]:.2f} "
                 f"(< {BAD_R2}). Add texts or try another map."] if r2.get("all", [1])[layer] < BAD_R2 else []

@@ -49,6 +49,8 @@ def _parse(obj, where: str) -> Item:
         if missing:
             raise DatasetError(f"{where}: missing field(s) {', '.join(missing)} "
                                "(need prompt, choices, answer; or the CAA fields).")
+        if not isinstance(obj["choices"], list):
+            raise DatasetError(f"{where}: choices must be a list of strings, not {type(obj['choices']).__name__}.")
         prompt, choices, answer = str(obj["prompt"]), [str(c) for c in obj["choices"]], str(obj["answer"])
     if not prompt.strip():
         raise DatasetError(f"{where}: empty prompt.")
@@ -75,6 +77,8 @@ def load_items(path: str | Path) -> list[Item]:
             rows = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{path.name}: invalid JSON at line {exc.lineno}: {exc.msg}.") from None
+        if not rows:
+            raise DatasetError(f"{path.name} holds no items.")
         return [_parse(r, f"{path.name} item {i + 1}") for i, r in enumerate(rows)]
     items = []
     for n, line in enumerate(text.splitlines(), 1):

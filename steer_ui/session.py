@@ -188,15 +188,15 @@ def sweep_texts(wb: Workbench, state: SessionState, role: str, prompt: str, inte
         yield [[x, t] for x, t in zip(intensities, rows)]
 
 
-def parse_intensities(text: str) -> list[float]:
+def parse_intensities(text: str, limit: int = 8) -> list[float]:
     """"-1, -0.5, 0, 0.5" -> floats, with a message naming the bad entry."""
     from .steering import check_intensities
 
     items = [t.strip() for t in (text or "").replace(";", ",").split(",") if t.strip()]
     if not items:
         raise SteerError("Give intensities separated by commas, e.g. -1, -0.5, 0, 0.5, 1.")
-    if len(items) > 8:
-        raise SteerError(f"{len(items)} intensities is more than the 8 a sweep shows; drop some.")
+    if len(items) > limit:
+        raise SteerError(f"{len(items)} intensities is more than {limit}; drop some.")
     return check_intensities(items)
 
 
@@ -279,3 +279,111 @@ def compare_vectors(wb: Workbench, state: SessionState, prompt: str, intensity: 
     values = [0.0] + [intensity] * len(kinds)
     for rows in stream(wb.get("slm"), prompt, vectors, values, layer, sampling, mode=mode, stop=stop):
         yield [[n, t] for n, t in zip(names, rows)]
+
+
+TASK_FILES = {"sentiment (ours, A/B)": "tasks/sentiment_ab.jsonl", "true/false (ours, A/B)": "tasks/truefalse_ab.jsonl",
+              "neutral prompts (generation)": "neutral_prompts.txt"}
+
+
+def evaluate(wb: Workbench, state: SessionState, dataset: str, upload: str | None, task: str, maps: list[str],
+             scaling: str, intensities: str, limit: int, progress=None) -> tuple[str, go.Figure, go.Figure]:
+    """Run the experiment on the session's concept; returns a table and two plots."""
+    from . import evaluation, experiment, fluency, report
+    from .config import ASSETS
+
+    if "slm" not in state.extractions:
+        raise SteerError("Extract a concept first (Concept tab): the arms steer with it.")
+    cs = state.extractions["slm"].contrast
+    grid = parse_intensities(intensities, limit=12)
+    path = upload or str(ASSETS / TASK_FILES.get(dataset, dataset))
+    llm = wb.get("llm") if maps else None
+    arms, _ = experiment.build_arms(llm, wb.get("slm"), cs, maps, ["concept", "neutral"], 200,
+                                    progress=progress) if maps else _native_arms(wb, state)
+    texts = fluency.heldout_texts(16)
+    if task == "generation":
+        from .textscore import scorer_for
+
+        if not cs.source.startswith("preset:"):
+            raise SteerError("The generation task scores text with the preset's scorer: extract from a preset.")
+        prompts = [t for t in open(path, encoding="utf-8").read().splitlines() if t.strip()][:limit]
+        result = experiment.run_generation(arms, scorer_for(cs.source[7:]), prompts, grid, 24, 0, texts, progress)
+        metrics = ("efficacy", "perplexity")
+    else:
+        items = evaluation.balance_letters(evaluation.load_items(path)[:limit])
+        result = experiment.run(arms, items, grid, scaling, 0, texts, progress)
+        metrics = ("accuracy", "p_match")
+    return _results_markdown(result, metrics[0]), *[report.curves_figure(result, m, f"{m} (test split)")
+                                                    for m in metrics]
+
+
+def _native_arms(wb: Workbench, state: SessionState):
+    from .experiment import Arm
+
+    slm, v = wb.get("slm"), state.extractions["slm"].vector
+    return [Arm("baseline", slm, None, None), Arm("native", slm, v, v.default_layer),
+            Arm("random", slm, random_like(v, 0), v.default_layer)], {}
+
+
+def _results_markdown(result: dict, key: str) -> str:
+    from .fluency import fluency_warning
+
+    rows = [f"test n={result['n_test']}, dev n={result['n_dev']}", "",
+            f"| arm | intensity | {key} | 95% CI | delta vs baseline | delta CI | perplexity |",
+            "|---|---|---|---|---|---|---|"]
+    base_ppl = result["arms"].get("baseline", {}).get("perplexity")
+    warnings = []
+    for name, arm in result["arms"].items():
+        t, x = arm["test"], arm["intensity"]
+        x = "per item" if isinstance(x, dict) else x
+        ppl = arm.get("perplexity")
+        delta = t.get("delta_vs_baseline")
+        rows.append(f"| {name} | {x} | {t[key]:.3f} | {_fmt(t.get(key + '_ci'))} | "
+                    f"{'-' if delta is None else f'{delta:+.3f}'} | {_fmt(t.get('delta_ci'))} | "
+                    f"{'-' if ppl is None else f'{ppl:.1f}'} |")
+        if ppl and base_ppl and (w := fluency_warning(ppl, base_ppl)):
+            warnings.append(f"⚠️ {name}: {w}")
+    return "\n".join(rows + [""] + warnings)
+
+
+def _fmt(ci) -> str:
+    return "-" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def save_vectors(state: SessionState, role: str, kind: str, folder) -> list[str]:
+    """Write the chosen vector as .safetensors and .gguf into ``folder``; returns the paths."""
+    from pathlib import Path
+
+    from .formats import export_gguf, save_vector
+
+    v = state.vector(role, kind)
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{v.name}-{v.model}")
+    folder = Path(folder)
+    family = v.provenance.get("family", "")
+    a = save_vector(v, folder / f"{stem}.safetensors", family)
+    b = export_gguf(v, folder / f"{stem}.gguf", family or v.model)
+    return [str(a), str(b)]
+
+
+def upload_vector(wb: Workbench, state: SessionState, path: str) -> str:
+    """Load an uploaded .safetensors or .gguf vector for the SLM; it joins the SLM choices."""
+    from pathlib import Path
+
+    from .formats import import_gguf, load_vector
+
+    if not path:
+        raise SteerError("Choose a .safetensors or .gguf vector file to upload.")
+    slm = wb.get("slm")
+    p = Path(path)
+    if p.suffix == ".gguf":
+        v = import_gguf(p, slm.name, slm.n_layers, slm.hidden_size)
+    elif p.suffix == ".safetensors":
+        v = load_vector(p, slm.n_layers, slm.hidden_size)
+    else:
+        raise SteerError(f"{p.name}: upload a .safetensors (steer-ui) or .gguf (llama.cpp) vector file.")
+    if v.default_layer is None:
+        from dataclasses import replace
+
+        v = replace(v, default_layer=slm.n_layers // 2)
+    kind = f"uploaded:{p.stem}"
+    state.extra[kind] = v
+    return kind

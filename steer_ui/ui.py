@@ -95,6 +95,13 @@ def build(wb: Workbench) -> gr.Blocks:
                                                   label=f"{role.upper()} layer (view and steer)")
                         pcas[role] = gr.Plot(label=f"{role.upper()} PCA")
             profile = gr.Plot(label="Separability by depth")
+            with gr.Accordion("Vector files: download (safetensors + llama.cpp GGUF) or upload", open=False):
+                with gr.Row():
+                    save_role = gr.Radio(["slm", "llm"], value="slm", label="Model")
+                    save_btn = gr.Button("Prepare downloads")
+                    files_out = gr.File(label="Vector files", file_count="multiple")
+                    upload_in = gr.File(label="Upload a vector for the SLM (.safetensors or .gguf)",
+                                        file_types=[".safetensors", ".gguf"], type="filepath")
         with gr.Tab("Transfer"):
             gr.Markdown("Carry the LLM's concept (extracted in the Concept tab) into the SLM. The verdict "
                         "compares it with the SLM's native vector and with random vectors sent through "
@@ -143,6 +150,26 @@ def build(wb: Workbench) -> gr.Blocks:
                     sweep_values = gr.Textbox(value="-1, -0.5, 0, 0.5, 1", label="Intensities")
                     sweep_btn = gr.Button("Run sweep")
                 sweep_out = gr.Dataframe(headers=["intensity", "text"], wrap=True)
+
+        with gr.Tab("Evaluate"):
+            gr.Markdown("Arms (baseline, native, transferred, random) on a dataset: intensity chosen on the "
+                        "dev half, reported on the test half with 95% bootstrap CIs. Uses the concept from "
+                        "the Concept tab.")
+            with gr.Row():
+                dataset = gr.Dropdown(list(session.TASK_FILES), value="sentiment (ours, A/B)", label="Dataset")
+                upload = gr.File(label="or upload (CAA or {prompt, choices, answer} JSON/JSONL)",
+                                 file_types=[".json", ".jsonl"], type="filepath")
+                task = gr.Radio(["ab", "generation"], value="ab", label="Task")
+            with gr.Row():
+                eval_maps = gr.CheckboxGroup(["ridge", "procrustes"], value=["ridge"], label="Transfer maps (arms)")
+                scaling = gr.Radio(["dev-sweep", "per-example", "adaptive"], value="dev-sweep",
+                                   label="Intensity scaling")
+                grid = gr.Textbox(value="-1, -0.5, -0.25, 0, 0.25, 0.5, 1", label="Intensities")
+                eval_limit = gr.Number(value=60, precision=0, label="Max items / prompts")
+            eval_btn = gr.Button("Run evaluation", variant="primary")
+            eval_md = gr.Markdown()
+            with gr.Row():
+                eval_plot1, eval_plot2 = gr.Plot(), gr.Plot()
 
         # ---- handlers (thin: everything real happens in session / the core) ----
         def load(role, source, progress=gr.Progress()):
@@ -202,6 +229,20 @@ def build(wb: Workbench) -> gr.Blocks:
             yield from session.compare_vectors(wb, st, prompt_v, x, int(slm_layer), mode_v,
                                                _sampling(max_new_v, temperature_v, top_p_v, seed_v), stop)
 
+        def do_evaluate(st, dataset_v, upload_v, task_v, maps_v, scaling_v, grid_v, limit_v,
+                        progress=gr.Progress()):
+            return session.evaluate(wb, st, dataset_v, upload_v, task_v, list(maps_v or []), scaling_v, grid_v,
+                                    int(limit_v or 60), progress=lambda f, m: progress(f, desc=m))
+
+        def do_save(st, role_v, kind_v, request: gr.Request):
+            folder = zoo.cache_root() / "downloads" / str(request.session_hash if request else "cli")
+            folder.mkdir(parents=True, exist_ok=True)
+            return session.save_vectors(st, role_v, kind_v if role_v == "slm" else "native", folder)
+
+        def do_upload(st, path):
+            added = session.upload_vector(wb, st, path)
+            return st, gr.update(choices=st.vector_kinds(), value=added)
+
         def do_stop(st):
             st.stop_all()
 
@@ -224,6 +265,10 @@ def build(wb: Workbench) -> gr.Blocks:
         transfer_btn.click(_guard(do_transfer), [state, map_kind, matching, map_sources, n_neutral, sliders["slm"]],
                            [state, transfer_md, transfer_plot, cka_plot, slm_pca_transfer, kind],
                            api_name="transfer")
+        eval_btn.click(_guard(do_evaluate), [state, dataset, upload, task, eval_maps, scaling, grid, eval_limit],
+                       [eval_md, eval_plot1, eval_plot2], api_name="evaluate")
+        save_btn.click(_guard(do_save), [state, save_role, kind], files_out, api_name="save_vector")
+        upload_in.upload(_guard(do_upload), [state, upload_in], [state, kind], api_name="upload_vector")
         steer_in = [state, prompt, target, kind, intensity, mode, positions, sliders["llm"], sliders["slm"],
                     *sampling_in]
         gen_event = gen_btn.click(_guard(do_steer), steer_in, outs, api_name="steer")

@@ -325,11 +325,11 @@ def test_bad_mode_and_positions(tiny):
 
 def test_deltas_shapes(tiny):
     v = _vector(tiny)
-    d = steering.deltas(tiny, v, [0.0, 1.0, -2.0], 1, "raw")
+    d = steering.deltas(tiny, [v, v, v], [0.0, 1.0, -2.0], 1, "raw")
     assert d.shape == (3, tiny.hidden_size)
     assert torch.equal(d[0], torch.zeros(tiny.hidden_size))
     assert torch.allclose(d[2], -2 * v.directions[1])
-    a = steering.deltas(tiny, v, [1.0], 1, "adaptive")
+    a = steering.deltas(tiny, [v], [1.0], 1, "adaptive")
     assert float(a[0].norm()) == pytest.approx(1.0, rel=1e-5)
 
 
@@ -352,3 +352,18 @@ def test_scalar_intensity_types(tiny):
         with steer(tiny, v, None):
             pass
     assert hooks_left(tiny) == 0
+
+
+def test_per_row_vectors(tiny):
+    """A vector per row: a None row stays unsteered, each other row gets its own vector."""
+    v, w = _vector(tiny, seed=0), _vector(tiny, seed=1)
+    batch = _ids(tiny, [PROMPT, PROMPT, PROMPT])
+    base = _captured(tiny, 1, batch)
+    got = _captured(tiny, 1, batch, steer(tiny, [None, v, w], [1.0, 1.0, -0.5], layers=1, mode="raw"))
+    assert torch.allclose(got[0], base[0], atol=1e-6)
+    assert torch.allclose(got[1], base[1] + v.directions[1], atol=1e-6)
+    assert torch.allclose(got[2], base[2] - 0.5 * w.directions[1], atol=1e-6)
+    assert hooks_left(tiny) == 0
+    with pytest.raises(VectorError, match="2 vectors for 3 intensities"):
+        with steer(tiny, [v, w], [1.0, 1.0, 1.0]):
+            pass
