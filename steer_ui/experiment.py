@@ -111,6 +111,7 @@ def run(arms: list[Arm], items: list, grid: list[float], scaling: str = "dev-swe
             r["test"]["delta_vs_baseline"] = float(diff.mean())
             r["test"]["delta_ci"] = ev.ci(diff)
             r["test"]["delta_p_match"] = float((r["_p_match"] - base["_p_match"]).mean())
+    for r in out.values():  # only after every delta: the baseline's arrays are needed by all
         r.pop("_correct"), r.pop("_p_match")
     return {"arms": out, "n_dev": len(dev), "n_test": len(test), "seed": seed, "scaling": scaling,
             "intensities": grid}

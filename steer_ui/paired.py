@@ -80,12 +80,13 @@ def collect(llm, slm, sources=("concept", "neutral"), leave_out: str | None = No
         labels += ["neutral"] * (2 * len(texts))
         keys.append(f"neutral{activations.texts_hash(texts)}")
     if "concept" in sources:
-        for cs in concept_prompts(leave_out):
+        sets = concept_prompts(leave_out)
+        for cs in sets:
             for lm, out in ((llm, xs), (slm, ys)):
                 pos_t, neg_t = cs.texts(lm)
                 out.append(_cached_record(lm, pos_t + neg_t, "last", progress))
             labels += ["concept"] * (2 * len(cs))
-        keys.append(f"concept-minus-{leave_out}")
+        keys.append("concept" + activations.texts_hash([cs.digest() for cs in sets]))
     x, y = torch.cat(xs).numpy(), torch.cat(ys).numpy()
     if len(x) < MIN_TEXTS:
         raise TransferError(f"Only {len(x)} paired texts: a map needs at least {MIN_TEXTS}. "

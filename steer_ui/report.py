@@ -39,4 +39,6 @@ def write(report: dict, out: str | Path, task: str) -> list[Path]:
             written.append(out / f"{metric}.png")
         except Exception as exc:  # kaleido needs a Chromium; HTML is the fallback
             report.setdefault("notes", []).append(f"PNG for {metric} skipped: {exc.__class__.__name__}")
+    if report.get("notes"):  # written again so the file carries the notes added above
+        path.write_text(json.dumps(report, indent=2, default=float))
     return written

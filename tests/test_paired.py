@@ -94,6 +94,13 @@ def test_collect_served_from_disk_cache(pair, tmp_path, monkeypatch):
     np.testing.assert_array_equal(first.x, second.x)
     np.testing.assert_array_equal(first.y, second.y)
     assert first.key == second.key
+    # control: without the files (and the memory cache) the models do run again
+    for f in files:
+        f.unlink()
+    monkeypatch.setattr(activations, "_CACHE", OrderedDict())
+    paired.collect(llm, slm, ("neutral",), n_neutral=40)
+    assert activations.FORWARD_PASSES[llm.name] > passes.get(llm.name, 0)
+    assert activations.FORWARD_PASSES[slm.name] > passes.get(slm.name, 0)
 
 
 def test_corrupt_cache_entry_is_recomputed(pair, tmp_path, monkeypatch):
