@@ -86,7 +86,7 @@ def collect(llm, slm, sources=("concept", "neutral"), leave_out: str | None = No
                 pos_t, neg_t = cs.texts(lm)
                 out.append(_cached_record(lm, pos_t + neg_t, "last", progress))
             labels += ["concept"] * (2 * len(cs))
-        keys.append("concept" + activations.texts_hash([cs.digest() for cs in sets]))
+        keys.append(f"concept-minus-{leave_out}-" + activations.texts_hash([cs.digest() for cs in sets]))
     x, y = torch.cat(xs).numpy(), torch.cat(ys).numpy()
     if len(x) < MIN_TEXTS:
         raise TransferError(f"Only {len(x)} paired texts: a map needs at least {MIN_TEXTS}. "
