@@ -98,13 +98,19 @@ def cmd_transfer(args) -> None:
 def cmd_experiment(args) -> None:
     from . import experiment, report
     from .contrast import from_source
-    from .evaluation import balance_letters, load_items
+    from .evaluation import load_items
     from .fluency import heldout_texts
     from .models import load_model
     from .session import parse_intensities
 
     llm, slm = load_model(_spec(args, args.llm)), load_model(_spec(args, args.slm))
-    cs = from_source(args.pairs, args.limit_pairs)
+    if args.pairs == "dev":  # the concept "correct answer vs wrong answer" from the dev split only
+        from .contrast import from_ab_items, read_items
+
+        dev, _ = experiment.split_items(read_items(args.data)[: args.limit_items], seed=args.seed)
+        cs = from_ab_items(dev[: args.limit_pairs], "task-dev")
+    else:
+        cs = from_source(args.pairs, args.limit_pairs)
     grid = parse_intensities(args.intensities, limit=16)
     maps = [m for m in args.maps.split(",") if m]
     arms, diag = experiment.build_arms(llm, slm, cs, maps, args.sources.split(","), args.neutral,
@@ -112,7 +118,7 @@ def cmd_experiment(args) -> None:
     fluency = heldout_texts(args.fluency_texts)
     if args.task == "ab":
         items = load_items(args.data)[: args.limit_items]
-        result = experiment.run(arms, balance_letters(items), grid, args.scaling, args.seed, fluency)
+        result = experiment.run(arms, items, grid, args.scaling, args.seed, fluency)
     else:
         from .textscore import scorer_for
 
@@ -209,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="arms x intensities on a dataset, dev/test split, report")
     p.add_argument("--llm", required=True)
     p.add_argument("--slm", required=True)
-    p.add_argument("--pairs", required=True, help="preset, two-list JSON, or A/B (CAA) file")
+    p.add_argument("--pairs", required=True, help="preset, two-list JSON, A/B (CAA) file, or 'dev': "
+                   "correct vs wrong answers of the dataset's dev split")
     p.add_argument("--data", required=True, help="A/B items (ab) or a prompts file, one per line (generation)")
     p.add_argument("--task", default="ab", choices=["ab", "generation"])
     p.add_argument("--layer", type=int, help="SLM layer (default: the native vector's)")

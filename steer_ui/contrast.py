@@ -166,6 +166,7 @@ def from_ab_items(items: list[dict], name: str = "ab", balance: bool = True) -> 
     """
     pos, neg, letters = [], [], []
     for i, item in enumerate(items):
+        item = _caa_view(item)
         try:
             q, match, other = (str(item[k]) for k in
                                ("question", "answer_matching_behavior", "answer_not_matching_behavior"))
@@ -180,6 +181,16 @@ def from_ab_items(items: list[dict], name: str = "ab", balance: bool = True) -> 
             pos.append(Prompt(swapped, other)), neg.append(Prompt(swapped, match))
             letters.append(_letter(other))
     return ContrastSet(name, tuple(pos), tuple(neg), f"ab:{name}", tuple(letters))
+
+
+def _caa_view(item: dict) -> dict:
+    """A generic ``{prompt, choices, answer}`` item seen as CAA: correct vs each wrong answer."""
+    if isinstance(item, dict) and "question" not in item and {"prompt", "choices", "answer"} <= set(item):
+        wrong = [c for c in item["choices"] if c != item["answer"]]
+        if wrong:
+            return {"question": item["prompt"], "answer_matching_behavior": item["answer"],
+                    "answer_not_matching_behavior": wrong[0]}
+    return item
 
 
 def from_source(spec: str, limit: int | None = None) -> ContrastSet:

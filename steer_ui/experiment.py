@@ -94,11 +94,17 @@ def run_arm(arm: Arm, dev: list, test: list, grid: list[float], scaling: str,
 
 
 def run(arms: list[Arm], items: list, grid: list[float], scaling: str = "dev-sweep", seed: int = 0,
-        fluency_texts: list[str] | None = None, progress=None) -> dict:
-    """All arms on one dataset; deltas vs baseline with paired bootstrap CIs."""
+        fluency_texts: list[str] | None = None, progress=None, balance: bool = True) -> dict:
+    """All arms on one dataset; deltas vs baseline with paired bootstrap CIs.
+
+    The split is made on the items as given (so a concept built from the dev items
+    never sees a test item); with ``balance`` each half is then letter-balanced.
+    """
     if scaling not in SCALING:
         raise DatasetError(f"Unknown scaling {scaling!r}: use {', '.join(SCALING)}.")
     dev, test = split_items(items, seed=seed)
+    if balance:
+        dev, test = ev.balance_letters(dev), ev.balance_letters(test)
     out: dict = {}
     for n, arm in enumerate(arms):
         if progress:

@@ -67,7 +67,8 @@ def _cached_record(lm, texts: list[str], position: str, progress=None) -> torch.
 
 
 def collect(llm, slm, sources=("concept", "neutral"), leave_out: str | None = None,
-            n_neutral: int = 400, extra_texts: list[str] | None = None, progress=None) -> PairedActivations:
+            n_neutral: int = 400, extra_texts: list[str] | None = None, progress=None,
+            per_preset: int = 16) -> PairedActivations:
     """Paired activations of ``llm`` and ``slm`` on the chosen sources."""
     if not sources or set(sources) - set(SOURCES):
         raise TransferError(f"Pick map sources among {', '.join(SOURCES)} (got {list(sources)}).")
@@ -80,7 +81,7 @@ def collect(llm, slm, sources=("concept", "neutral"), leave_out: str | None = No
         labels += ["neutral"] * (2 * len(texts))
         keys.append(f"neutral{activations.texts_hash(texts)}")
     if "concept" in sources:
-        sets = concept_prompts(leave_out)
+        sets = concept_prompts(leave_out, per_preset)
         for cs in sets:
             for lm, out in ((llm, xs), (slm, ys)):
                 pos_t, neg_t = cs.texts(lm)

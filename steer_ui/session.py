@@ -309,7 +309,7 @@ def evaluate(wb: Workbench, state: SessionState, dataset: str, upload: str | Non
         result = experiment.run_generation(arms, scorer_for(cs.source[7:]), prompts, grid, 24, 0, texts, progress)
         metrics = ("efficacy", "perplexity")
     else:
-        items = evaluation.balance_letters(evaluation.load_items(path)[:limit])
+        items = evaluation.load_items(path)[:limit]
         result = experiment.run(arms, items, grid, scaling, 0, texts, progress)
         metrics = ("accuracy", "p_match")
     return _results_markdown(result, metrics[0]), *[report.curves_figure(result, m, f"{m} (test split)")
