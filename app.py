@@ -52,7 +52,8 @@ def main(argv=None) -> int:
         return 2
     demo = build(wb)
     demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name=args.host, server_port=args.port, share=False, inbrowser=False)
+    demo.launch(server_name=args.host, server_port=args.port, share=False, inbrowser=False,
+                max_file_size=f"{settings().max_upload_mb}mb")
     return 0
 
 
