@@ -11,7 +11,7 @@ import inspect
 
 import gradio as gr
 
-from . import contrast, session, zoo
+from . import contrast, session, trials, zoo
 from .errors import SteerError
 from .generation import Sampling
 from .session import SessionState
@@ -156,7 +156,7 @@ def build(wb: Workbench) -> gr.Blocks:
                         "dev half, reported on the test half with 95% bootstrap CIs. Uses the concept from "
                         "the Concept tab.")
             with gr.Row():
-                dataset = gr.Dropdown(list(session.TASK_FILES), value="sentiment (ours, A/B)", label="Dataset")
+                dataset = gr.Dropdown(list(trials.TASK_FILES), value="sentiment (ours, A/B)", label="Dataset")
                 upload = gr.File(label="or upload (CAA or {prompt, choices, answer} JSON/JSONL)",
                                  file_types=[".json", ".jsonl"], type="filepath")
                 task = gr.Radio(["ab", "generation"], value="ab", label="Task")
@@ -218,7 +218,7 @@ def build(wb: Workbench) -> gr.Blocks:
                                            stop)
 
         def do_transfer(st, method_v, matching_v, sources_v, n_v, slm_layer, progress=gr.Progress()):
-            text, fig, cka = session.transfer_concept(wb, st, method_v, matching_v, list(sources_v or []),
+            text, fig, cka = trials.transfer_concept(wb, st, method_v, matching_v, list(sources_v or []),
                                                       int(n_v), progress=lambda f, m: progress(f, desc=m))
             kinds = st.vector_kinds()
             return (st, text, fig, cka, session.pca_figure(st, "slm", int(slm_layer)),
@@ -231,7 +231,7 @@ def build(wb: Workbench) -> gr.Blocks:
 
         def do_evaluate(st, dataset_v, upload_v, task_v, maps_v, scaling_v, grid_v, limit_v,
                         progress=gr.Progress()):
-            return session.evaluate(wb, st, dataset_v, upload_v, task_v, list(maps_v or []), scaling_v, grid_v,
+            return trials.evaluate(wb, st, dataset_v, upload_v, task_v, list(maps_v or []), scaling_v, grid_v,
                                     int(limit_v or 60), progress=lambda f, m: progress(f, desc=m))
 
         def do_save(st, role_v, kind_v, request: gr.Request):

@@ -39,6 +39,15 @@ def _guarded_connect(self, address):
     return _real_connect(self, address)
 
 
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """Tiny models run fastest on one thread, and don't stall when the CPUs are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Every test: only loopback connections are allowed."""

@@ -9,7 +9,6 @@ import torch
 
 from conftest import FIXTURES
 from steer_ui import evaluation as ev
-from steer_ui import experiment
 from steer_ui.errors import DatasetError
 from steer_ui.experiment import Arm, run, run_generation, split_items
 from steer_ui.evaluation import Item
@@ -18,11 +17,8 @@ from steer_ui.vectors import ConceptVector, random_like
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread_module):
     yield
-    torch.set_num_threads(before)
 
 
 GRID = [-2.0, 0.0, 1.0, 4.0]

@@ -13,11 +13,8 @@ from steer_ui.vectors import ConceptVector
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread_module):
     yield
-    torch.set_num_threads(before)
 
 
 TEXTS = ["the day is good", "i am very happy and you are not sad", "w1 w2 w3 w4 w5 w6 w7 w8", "night"]

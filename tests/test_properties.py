@@ -2,9 +2,7 @@
 contrast set, intensity, layer or exception, no hook is left behind, nothing but a
 ``SteerError`` escapes, and the unsteered output is unchanged afterwards."""
 
-import math
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

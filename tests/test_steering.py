@@ -15,12 +15,8 @@ from steer_ui.vectors import ConceptVector
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and don't stall when the CPUs are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread_module):
     yield
-    torch.set_num_threads(before)
 
 
 PROMPT = "i am very happy and the day is good"

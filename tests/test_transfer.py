@@ -18,11 +18,8 @@ from steer_ui.vectors import ConceptVector
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread_module):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
