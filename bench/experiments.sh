@@ -9,10 +9,11 @@ CAA=../shared/data/caa
 LLM=${LLM:-qwen2.5-1.5b}
 SLM=${SLM:-smollm2-135m}
 GRID="-1,-0.5,-0.25,0,0.25,0.5,1"
-run() { name=$1; shift; echo "== $name"; $PY -m steer_ui experiment "$@" --out "$OUT/$name" 2>&1 | grep -v -iE "warn|loading|convert|writing"; }
+ONLY=${ONLY:-}  # space-separated run names to do (default: all)
+run() { name=$1; shift; [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]] && return 0; echo "== $name"; $PY -m steer_ui experiment "$@" --out "$OUT/$name" 2>&1 | grep -v -iE "warn|loading|convert|writing"; }
 
 # 0. Extraction time and separability profile of one preset in both default models.
-$PY bench/profile_plot.py --preset happy-sad --llm $LLM --slm $SLM 2>&1 | grep -v -iE "warn|loading"
+[ -z "$ONLY" ] || [[ " $ONLY " == *" profile "* ]] && $PY bench/profile_plot.py --preset happy-sad --llm $LLM --slm $SLM 2>&1 | grep -v -iE "warn|loading"
 
 # 1. Task accuracy on our own sets; the concept is "correct vs wrong answer" of the dev split.
 run sentiment-dev-sweep --llm $LLM --slm $SLM --pairs dev --data assets/tasks/sentiment_ab.jsonl --limit-items 160 --limit-pairs 64 --intensities=$GRID --scaling dev-sweep

@@ -134,6 +134,14 @@ def _with_peers(args, lm, cs, pos_t, neg_t, ours) -> list[Row]:
 
     rep, sv = dump["directions"]["repeng"], dump["directions"]["sv_b1"]
     cos_pca = [_cos(pca.directions[i], rep[str(i)]) for i in range(n - 1)]
+    ex = res["ours_pca"]["result"][-1]
+    flips = {}
+    for i, c in enumerate(cos_pca):
+        if c < 0:  # same axis, opposite orientation: say why
+            d = pca.directions[i].double()
+            proj = (ex.pos[:, i].double() - ex.neg[:, i].double()) @ d / d.norm()
+            flips[i] = {"cos": round(c, 4), "pairs_projecting_positive": round(float((proj > 0).double().mean()), 3),
+                        "mean_projection": round(float(proj.mean()), 4)}
     cos_pca_last = _cos(pca.directions[n - 1], rep[str(n - 1)])
     cos_mean = [_cos(mean.directions[i], sv[str(i)]) for i in range(n)]
     cos_shift = [_cos(mean.directions[i], sv[str(i + 1)]) for i in range(n - 1)]
@@ -158,6 +166,11 @@ def _with_peers(args, lm, cs, pos_t, neg_t, ours) -> list[Row]:
             over="checks"),
         Row(NAME, f"cos(our pca, repeng pca_diff), layers 0-{n - 2}", cos_pca, 0.99, ">=", agg="min",
             over="layers"),
+        Row(NAME, f"|cos(our pca, repeng pca_diff)|, layers 0-{n - 2} (axis only)", [abs(c) for c in cos_pca],
+            None, "", over="layers",
+            note=f"information: layers with opposite orientation: {sorted(flips) or 'none'}. repeng orients "
+                 "a PC so most pairs project positive, we so the mean difference does; they differ where "
+                 "the PC barely carries the concept", extra={"flipped_layers": flips}),
         Row(NAME, f"cos(our pca, repeng pca_diff), last layer {n - 1}", [cos_pca_last], None, "", over="layers",
             note="information: repeng reads hidden_states[-1], the final norm's output; we read the "
                  "last decoder layer's output"),

@@ -37,6 +37,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                     help="which clock decides the ratios (both are recorded; default: process CPU time)")
     ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--report", action="store_true",
+                    help="run nothing: print the table of --out as Markdown (for docs/PERFORMANCE.md)")
     args = ap.parse_args(argv)
     args.selected = [b.strip() for b in args.only.split(",") if b.strip()] or list(BENCHES)
     unknown = set(args.selected) - set(BENCHES)
@@ -50,6 +52,8 @@ def parse(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse(argv)
     sys.path.insert(0, str(HERE))
+    if args.report:
+        return report(Path(args.out))
     import common
 
     common.configure(args.threads)  # before numpy/torch load anywhere
@@ -85,6 +89,20 @@ def main(argv=None) -> int:
     print("== all\n" + common.table(all_rows))
     print(f"\nwritten: {results_path}")
     return 1 if failed else 0
+
+
+def report(path: Path) -> int:
+    """The saved results as a Markdown table (no model is loaded)."""
+    import common
+
+    data = json.loads(path.read_text())
+    rows = []
+    for name, b in data["benchmarks"].items():
+        for r in b.get("rows", []):
+            rows.append(common.Row(**{k: r[k] for k in ("bench", "metric", "values", "target", "op", "agg", "over",
+                                                         "note", "extra")}))
+    print(common.table(rows, markdown=True))
+    return 0
 
 
 if __name__ == "__main__":

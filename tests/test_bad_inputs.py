@@ -24,7 +24,7 @@ from steer_ui.errors import (ContrastError, DatasetError, IntensityError, LayerE
                              SteerError, TransferError, VectorError)
 from steer_ui.experiment import split_items  # noqa: E402
 from steer_ui.generation import Sampling, generate  # noqa: E402
-from steer_ui.models import ModelSpec, choose_device, choose_dtype, find_layers  # noqa: E402
+from steer_ui.models import ModelSpec, choose_device, choose_dtype, find_layers, load_model  # noqa: E402
 from steer_ui.steering import steer  # noqa: E402
 from steer_ui.vectors import ConceptVector, extract  # noqa: E402
 
@@ -56,6 +56,8 @@ def _truncated_vector(tmp):
 CASES = [
     ("unknown model name `nope`", "Models tab / --model", ModelError, "Unknown bundled model 'nope'",
      lambda t: ModelSpec("nope").kind()),
+    ("unreachable Hub id", "Models tab / --model", ModelError, "Could not fetch 'no-such-org/no-such-model'",
+     lambda t: load_model(ModelSpec("no-such-org/no-such-model", device="cpu"))),
     ("empty model name", "Models tab", ModelError, "No model given", lambda t: ModelSpec("  ").kind()),
     ("folder that is not a model", "Models tab / --model", ModelError, "no config.json",
      lambda t: ModelSpec(str(t)).kind()),

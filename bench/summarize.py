@@ -1,0 +1,77 @@
+"""Turn the JSON results under docs/results/ into the Markdown tables of the docs.
+
+    python bench/summarize.py transfer docs/results/transfer-*.json   # tables for TRANSFER.md
+    python bench/summarize.py experiments docs/results/*/             # tables for RESULTS.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _f(x, digits=2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def transfer_tables(paths: list[str]) -> str:
+    out = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        out += [f"### {data['llm']} -> {data['slm']} (intensity {data['intensity']} relative)", "",
+                "| preset | SLM layer <- LLM layer | map / fitted on | held-out R^2 (all / concept / neutral) | "
+                "cos(transferred, native) | chance p95 (mapped random / SLM random) | AUC transferred / native |",
+                "|---|---|---|---|---|---|---|"]
+        for row in data["rows"]:
+            for key, m in row["maps"].items():
+                r2 = m["r2"]
+                out.append(f"| {row['preset']} | {m['slm_layer']} <- {m['llm_layer']} | {key} | "
+                           f"{_f(r2.get('all'))} / {_f(r2.get('concept'))} / {_f(r2.get('neutral'))} | "
+                           f"**{_f(m['cos_native'])}** | {_f(m['chance_mapped_p95'])} / {_f(m['chance_slm_p95'])} | "
+                           f"{_f(m['auc_transferred'])} / {_f(m['auc_native'])} |")
+        out += ["", "Shift of the concept score of greedy generations (8 neutral prompts, 24 tokens) against "
+                "unsteered, at the same relative intensity and layer:", "",
+                "| preset | unsteered score | native | transferred ridge/both | transferred ridge/neutral | random |",
+                "|---|---|---|---|---|---|"]
+        for row in data["rows"]:
+            s = row["shift"]
+            out.append(f"| {row['preset']} | {_f(s['unsteered'])} | {s['native']:+.2f} | "
+                       f"{s['transferred ridge/both']:+.2f} | {s['transferred ridge/neutral']:+.2f} | "
+                       f"{s['random']:+.2f} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def experiment_tables(folders: list[str]) -> str:
+    out = []
+    for folder in folders:
+        path = Path(folder) / "report.json"
+        if not path.is_file():
+            continue
+        r = json.loads(path.read_text())
+        key = "accuracy" if r.get("task", "ab") == "ab" else "efficacy"
+        out += [f"### {Path(folder).name}: {r['models']['llm']} -> {r['models']['slm']}, "
+                f"{Path(r['dataset']).name}, pairs `{Path(str(r['pairs'])).name}`, "
+                f"scaling {r.get('scaling', 'dev-sweep')}, dev {r['n_dev']} / test {r['n_test']}", "",
+                f"| arm | intensity (chosen on dev) | test {key} | 95% CI | delta vs baseline | delta 95% CI | "
+                "perplexity |", "|---|---|---|---|---|---|---|"]
+        for name, arm in r["arms"].items():
+            t, x = arm["test"], arm["intensity"]
+            x = f"per item (mean {x['mean']:+.2f})" if isinstance(x, dict) else f"{x:+g}"
+            ci = t.get(key + "_ci")
+            d, dci = t.get("delta_vs_baseline"), t.get("delta_ci")
+            ppl = arm.get("perplexity") or (arm["curve"].get("perplexity") or [None])[0]
+            out.append(f"| {name} | {x} | {t[key]:.3f} | [{_f(ci[0], 3)}, {_f(ci[1], 3)}] | "
+                       f"{'-' if d is None else f'{d:+.3f}'} | "
+                       f"{'-' if not dci else f'[{dci[0]:+.3f}, {dci[1]:+.3f}]'} | {_f(ppl, 1)} |")
+        for name, d in (r.get("transfer") or {}).items():
+            out.append(f"\n{name}: cos(transferred, native) {_f(d.get('cos_native'))} vs chance "
+                       f"{_f(d.get('chance_mapped_p95'))}; held-out R^2 {_f(d['r2'].get('all'))}.")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    kind, *paths = sys.argv[1:]
+    print(transfer_tables(paths) if kind == "transfer" else experiment_tables(paths))
