@@ -108,6 +108,16 @@ def ratios(num: dict, den: dict, clock: str | None = None) -> list[float]:
     return [a / b for a, b in zip(num[c], den[c])]
 
 
+def times(res: dict) -> dict:
+    """Both clocks of every arm, per round (for results.json)."""
+    return {n: {"wall": [round(x, 4) for x in r["wall"]], "cpu": [round(x, 4) for x in r["cpu"]]}
+            for n, r in res.items()}
+
+
+def other_clock() -> str:
+    return "wall" if CLOCK == "cpu" else "cpu"
+
+
 # ---------- results ----------
 
 @dataclass

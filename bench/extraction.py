@@ -151,16 +151,20 @@ def _with_peers(args, lm, cs, pos_t, neg_t, ours) -> list[Row]:
     setup = (f"SmolLM2-135M fp32, {len(cs)} pairs ({2 * len(cs)} texts, {sum(map(len, our_ids)) // len(our_ids)} "
              f"tokens on average), all {n} layers, last-token read; batch sizes: ours 16, repeng 32, "
              f"steering-vectors 1 (its default); peers: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    oc = common.other_clock()
     rows = [
         Row(NAME, "our extraction (pca) / repeng ControlVector.train (pca_diff)",
-            common.ratios(res["ours_pca"], res["repeng"]), 0.7, "<=", note=setup),
+            common.ratios(res["ours_pca"], res["repeng"]), 0.7, "<=", note=setup,
+            extra={"times": common.times(res), f"ratios_{oc}": common.ratios(res["ours_pca"], res["repeng"], oc)}),
         Row(NAME, "our extraction (mean-diff) / steering-vectors train (mean, batch 1)",
-            common.ratios(res["ours_mean"], res["sv"]), 0.7, "<=", note=setup),
+            common.ratios(res["ours_mean"], res["sv"]), 0.7, "<=", note=setup,
+            extra={f"ratios_{oc}": common.ratios(res["ours_mean"], res["sv"], oc)}),
     ]
     if "sv_b16" in res:
         rows.append(Row(NAME, "our extraction (mean-diff) / steering-vectors train (mean, batch 16)",
                         common.ratios(res["ours_mean"], res["sv_b16"]), None, "",
-                        note="information: steering-vectors at our batch size"))
+                        note="information: steering-vectors at our batch size",
+                        extra={f"ratios_{oc}": common.ratios(res["ours_mean"], res["sv_b16"], oc)}))
     rows += [
         Row(NAME, "token ids identical on both sides (all texts)", [float(same_ids)], 1.0, "==", agg="min",
             over="checks"),

@@ -62,19 +62,22 @@ def run(args) -> list[Row]:
         arms = {"unsteered": (None, 0.0, None), "one": (v, 0.5, [layer]),
                 "all": (v, 0.5, list(range(lm.n_layers)))}
         _lockstep(lm, arms, 2)  # warm-up: typical norms, kernels
-        one, every, changed = [], [], []
+        one, every, changed, raw = [], [], [], []
         for r in range(args.runs):
             st = _lockstep(lm, arms, tokens)
             one.append(st["unsteered"][common.CLOCK] / st["one"][common.CLOCK])
             every.append(st["unsteered"][common.CLOCK] / st["all"][common.CLOCK])
             changed.append(st["one"]["tokens"] != st["unsteered"]["tokens"])
+            raw.append({k: {"wall": round(st[k]["wall"], 4), "cpu": round(st[k]["cpu"], 4)} for k in arms})
             log(f"  {name} run {r + 1}: unsteered {st['unsteered'][common.CLOCK]:.2f}s, "
                 f"1 layer x{one[-1]:.3f}, all layers x{every[-1]:.3f}")
         assert hooks_left(lm) == 0
         note = (f"{tokens} greedy tokens per arm and run (prompt prefill included), relative intensity 0.5; "
                 f"steering changed the tokens in {sum(changed)}/{len(changed)} runs")
+        oc = common.other_clock()
         rows.append(Row(NAME, f"{name}: tok/s steered 1 layer (L{layer}) / unsteered", one, 0.98, ">=",
-                        note=note))
+                        note=note, extra={"times": raw, f"ratios_{oc}": [
+                            t["unsteered"][oc] / t["one"][oc] for t in raw]}))
         rows.append(Row(NAME, f"{name}: tok/s steered all {lm.n_layers} layers / unsteered", every, 0.95, ">=",
-                        note=note))
+                        note=note, extra={f"ratios_{oc}": [t["unsteered"][oc] / t["all"][oc] for t in raw]}))
     return rows

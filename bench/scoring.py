@@ -41,7 +41,8 @@ def run(args) -> list[Row]:
             f"{rows_total} rows; batched: batch_size 32; single: {len(items) * len(GRID)} calls")
     return [
         Row(NAME, f"{name}: speed-up batched grid vs one item-intensity at a time", speedup, 3.0, ">=",
-            note=note),
+            note=note, extra={"times": common.times(res), f"ratios_{common.other_clock()}":
+                              common.ratios(res["single"], res["batched"], common.other_clock())}),
         Row(NAME, f"{name}: max |logp batched - logp single|", diff, None, "",
             note="left padding and batch shape change float rounding only"),
     ]
