@@ -172,7 +172,7 @@ def table(rows: list[Row], markdown: bool = False) -> str:
                      fmt(r.stat("median")), fmt(r.stat("max")), target, r.verdict])
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in body]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
         return "\n".join(lines)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
