@@ -4,6 +4,7 @@ and a guard that fails any test touching a non-loopback address."""
 from __future__ import annotations
 
 import ipaddress
+from contextlib import contextmanager
 import os
 import socket
 from pathlib import Path
@@ -137,3 +138,29 @@ def smollm():
 @pytest.fixture
 def qwen05():
     return real_model("qwen2.5-0.5b")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m"):
+    """The app served in this process on 127.0.0.1 with real models: (workbench, demo, url)."""
+    import steer_ui.ui
+    from steer_ui.workbench import Workbench
+
+    wb = Workbench(device="cpu")
+    wb.models["llm"] = real_model(llm)
+    wb.models["slm"] = real_model(slm)
+    demo = steer_ui.ui.build(wb)
+    demo.queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                share=False, inbrowser=False, quiet=True)
+    try:
+        yield wb, demo, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

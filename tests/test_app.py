@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 
 import pytest
 
 from steer_ui import zoo
-from steer_ui.workbench import Workbench
 
-from conftest import real_model
+from conftest import served_app
 
 pytestmark = pytest.mark.real
 
@@ -23,29 +21,11 @@ LLM, SLM = "qwen2.5-0.5b", "smollm2-135m"
 PROMPT = "Tell me about your weekend."
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served():
     """(workbench, demo, url) of the app running in this process; closed at module end."""
-    import steer_ui.ui
-
-    wb = Workbench(device="cpu")
-    wb.models["llm"] = real_model(LLM)
-    wb.models["slm"] = real_model(SLM)
-    demo = steer_ui.ui.build(wb)
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                share=False, inbrowser=False, quiet=True)
-    try:
-        yield wb, demo, f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with served_app(LLM, SLM) as served_tuple:
+        yield served_tuple
 
 
 def _client(url):

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from steer_ui.workbench import Workbench
 
-from conftest import real_model
+from conftest import served_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.real]
 
@@ -58,12 +56,6 @@ EXTRACT_MS = 150_000
 GENERATE_S = 120
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Path:
     if not CHROMIUM.exists():
@@ -77,20 +69,8 @@ def chromium() -> Path:
 @pytest.fixture(scope="module")
 def app_url(chromium):
     """URL of the app served in this process on 127.0.0.1 with the real LLM and SLM; closed at module end."""
-    import steer_ui.ui
-
-    wb = Workbench(device="cpu")
-    wb.models["llm"] = real_model(LLM)
-    wb.models["slm"] = real_model(SLM)
-    demo = steer_ui.ui.build(wb)
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                share=False, inbrowser=False, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with served_app(LLM, SLM) as (_, _, url):
+        yield url
 
 
 def _loopback(url: str) -> bool:
