@@ -135,17 +135,22 @@ def _letter(answer: str) -> str:
     return m.group(1) if m else ""
 
 
+def read_text(path: Path, max_bytes: int, error: type[Exception]) -> str:
+    """A user file as UTF-8 text: exists, under ``max_bytes``, decodable; else ``error``."""
+    if not path.is_file():
+        raise error(f"File {str(path)!r} does not exist.")
+    if path.stat().st_size > max_bytes:
+        raise error(f"{path.name} is larger than {max_bytes >> 20} MiB; split it or use a smaller file.")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path.name} is not UTF-8 text (byte {exc.start}). Save it as UTF-8.") from None
+
+
 def read_items(path: str | Path) -> list[dict]:
     """JSON list or JSONL of dicts; errors name the line or item that is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise ContrastError(f"File {str(path)!r} does not exist.")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise ContrastError(f"{path.name} is larger than {MAX_FILE_BYTES >> 20} MiB; split it.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContrastError(f"{path.name} is not UTF-8 text (byte {exc.start}). Save it as UTF-8.") from None
+    text = read_text(path, MAX_FILE_BYTES, ContrastError)
     try:
         if text.lstrip().startswith("["):
             items = json.loads(text)

@@ -19,7 +19,7 @@ import torch
 from scipy.stats import bootstrap
 
 from .activations import encode
-from .contrast import swap_options
+from .contrast import read_text, swap_options
 from .errors import DatasetError
 from .steering import check_intensities, steer
 
@@ -64,14 +64,7 @@ def _parse(obj, where: str) -> Item:
 def load_items(path: str | Path) -> list[Item]:
     """CAA JSON or generic ``{prompt, choices, answer}`` JSON/JSONL; errors name the line."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"Dataset {str(path)!r} does not exist.")
-    if path.stat().st_size > MAX_DATASET_BYTES:
-        raise DatasetError(f"{path.name} is over {MAX_DATASET_BYTES >> 20} MiB; use a smaller dataset.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path.name} is not UTF-8 (byte {exc.start}); save it as UTF-8.") from None
+    text = read_text(path, MAX_DATASET_BYTES, DatasetError)
     if text.lstrip().startswith("["):
         try:
             rows = json.loads(text)

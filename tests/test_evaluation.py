@@ -100,7 +100,7 @@ def test_invalid_json_list(tmp_path):
 
 def test_non_utf8(tmp_path):
     path = _write(tmp_path, "data.jsonl", b'{"prompt": "caf\xe9", "choices": ["a", "b"], "answer": "a"}\n')
-    with pytest.raises(DatasetError, match=r"not UTF-8 \(byte 15\)"):
+    with pytest.raises(DatasetError, match=r"not UTF-8 text \(byte 15\)"):
         load_items(path)
 
 
