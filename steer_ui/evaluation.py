@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from scipy.stats import bootstrap
 
-from .activations import encode
 from .contrast import read_text, swap_options
 from .errors import DatasetError
 from .steering import check_intensities, steer
@@ -100,37 +99,84 @@ def balance_letters(items: Sequence[Item]) -> list[Item]:
 
 
 def choice_logprobs(lm, items: Sequence[Item], vector=None, intensities: Sequence[float] = (0.0,),
-                    layer=None, mode: str = "relative", batch_size: int = 32) -> np.ndarray:
+                    layer=None, mode: str = "relative") -> np.ndarray:
     """Summed log-prob of every choice: (n_items, n_intensities, n_choices).
 
-    Rows (item x intensity x choice) are batched together; each row gets its own
-    intensity through ``steer``'s per-row deltas, so a whole grid costs one pass per batch.
+    Two forward passes per item. The question (the prefix all its choices share) runs
+    once, as one row that the first steered layer widens to one row per intensity: the
+    layers below it are the same for every intensity. Its KV cache then serves every
+    intensity x choice row of the answers. Equal, up to float rounding, to scoring each
+    row as a full sequence, for a fraction of the work (bench/scoring.py).
     """
     values = check_intensities(intensities)
-    rows = [(i, k, c) for i, it in enumerate(items) for k in range(len(values)) for c in range(len(it.choices))]
     out = np.full((len(items), len(values), max(len(it.choices) for it in items)), -np.inf)
-    prompts = [lm.chat(it.prompt) for it in items]
-    for b in range(0, len(rows), batch_size):
-        chunk = rows[b: b + batch_size]
-        texts = [prompts[i] + items[i].choices[c] for i, _, c in chunk]
-        answer_lens = [_n_tokens(lm, t) - _n_tokens(lm, prompts[i]) for t, (i, _, _) in zip(texts, chunk)]
-        keep = max(answer_lens) + 1
-        # Left padding puts every answer at the end, so only the last `keep` positions
-        # need logits (a full-vocabulary head over every position costs as much as the body).
-        batch = encode(lm, texts, padding_side="left")
-        batch["position_ids"] = (batch["attention_mask"].cumsum(1) - 1).clamp(min=0)
-        with steer(lm, vector, [values[k] for _, k, _ in chunk], layer, mode), torch.inference_mode():
-            logits = lm.model(**batch, use_cache=False, logits_to_keep=keep).logits.float()
-        ids = batch["input_ids"][:, -keep + 1:]  # (rows, keep-1): tokens the logits predict
-        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[..., None])[..., 0]
-        for r, (i, k, c) in enumerate(chunk):
-            out[i, k, c] = float(logp[r, logp.shape[1] - answer_lens[r]:].sum())
+    for i, it in enumerate(items):
+        out[i, :, : len(it.choices)] = _score_item(lm, it, vector, values, layer, mode)
     return out
 
 
-def _n_tokens(lm, text: str) -> int:
+def _score_item(lm, item: Item, vector, values: list[float], layer, mode: str) -> np.ndarray:
+    """(n_intensities, n_choices) summed answer log-probs of one item."""
+    prefix, suffixes, answer_lens = _split(lm, item)
+    n_k, n_c = len(values), len(suffixes)
+    rows = torch.arange(n_k).repeat_interleave(n_c)  # (n_k * n_c,): the intensity of each answer row
+    with steer(lm, vector, values, layer, mode, fan_out=True), torch.inference_mode():
+        first = lm.model(input_ids=prefix[None].to(lm.device), use_cache=True, logits_to_keep=1)
+    cache = first.past_key_values
+    for cached in cache.layers:  # one row below the first steered layer, one per intensity above
+        cached.batch_select_indices(rows if cached.keys.shape[0] > 1 else torch.zeros_like(rows))
+    ids, mask = _pad_right(suffixes, lm.tokenizer.pad_token_id or 0)  # (n_c, s)
+    ids, mask = ids.repeat(n_k, 1).to(lm.device), mask.repeat(n_k, 1).to(lm.device)  # (rows, s)
+    positions = len(prefix) + torch.arange(ids.shape[1], device=lm.device).expand_as(ids)
+    full_mask = torch.cat([torch.ones(len(rows), len(prefix), dtype=mask.dtype, device=lm.device), mask], 1)
+    with steer(lm, vector, [values[k] for k in rows.tolist()], layer, mode), torch.inference_mode():
+        logits = lm.model(input_ids=ids, attention_mask=full_mask, position_ids=positions,
+                          past_key_values=cache, use_cache=True).logits.float()  # (rows, s, vocab)
+        head = first.logits[:, -1].float()  # (1 or n_k, vocab): predicts each answer's first token
+        head = head[rows if head.shape[0] > 1 else torch.zeros_like(rows)]
+        logp = torch.log_softmax(torch.cat([head[:, None], logits[:, :-1]], 1), -1)
+        token_logp = logp.gather(-1, ids[..., None])[..., 0]  # (rows, s)
+    out = np.empty((n_k, n_c))
+    for r in range(len(rows)):
+        c, n = r % n_c, len(suffixes[r % n_c])
+        out[r // n_c, c] = float(token_logp[r, n - answer_lens[c]: n].sum())
+    return out
+
+
+def _split(lm, item: Item) -> tuple[torch.Tensor, list[list[int]], list[int]]:
+    """Token ids: the prefix all choices share, each choice's rest, and its answer length.
+
+    The answer is the tokens the choice adds to the chat-formatted question; the shared
+    prefix never reaches into an answer, so every answer token is scored in the second pass.
+    """
+    prompt = lm.chat(item.prompt)
+    n_prompt = len(_ids(lm, prompt))
+    full = [_ids(lm, prompt + c) for c in item.choices]
+    answer_lens = [max(1, len(f) - n_prompt) for f in full]
+    shared = min(len(f) - a for f, a in zip(full, answer_lens))
+    for n in range(shared):
+        if any(f[n] != full[0][n] for f in full):
+            shared = n
+            break
+    if shared < 1:
+        raise DatasetError(f"Item {item.prompt[:40]!r}: its choices share no prompt tokens to score after.")
+    limit = getattr(lm.model.config, "max_position_embeddings", None)
+    if limit and max(map(len, full)) > limit:
+        raise DatasetError(f"Item {item.prompt[:40]!r} is {max(map(len, full))} tokens long, more than the "
+                           f"model's context of {limit}. Shorten it.")
+    return torch.tensor(full[0][:shared]), [f[shared:] for f in full], answer_lens
+
+
+def _pad_right(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, seqs))
+    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+    return ids, mask
+
+
+def _ids(lm, text: str) -> list[int]:
     special = not getattr(lm.tokenizer, "chat_template", None)
-    return len(lm.tokenizer(text, add_special_tokens=special)["input_ids"])
+    return lm.tokenizer(text, add_special_tokens=special)["input_ids"]
 
 
 @dataclass(frozen=True)

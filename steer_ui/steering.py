@@ -83,6 +83,21 @@ def make_hook(delta: torch.Tensor, mode: str, start: int):
     return hook
 
 
+def make_fanout_hook(delta: torch.Tensor, mode: str):
+    """Like ``make_hook`` (all positions), but first widens a one-row batch to one row
+    per ``delta`` row: everything below this layer ran once for all of them."""
+    inner = make_hook(delta, mode, 0)
+
+    def hook(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output  # (1, seq, d)
+        if hidden.shape[0] != 1:
+            raise ValueError(f"fan_out steering needs a one-row batch, got {hidden.shape[0]} rows.")
+        wide = hidden.expand(delta.shape[0], -1, -1)  # (rows, seq, d)
+        return inner(module, args, (wide, *output[1:]) if isinstance(output, tuple) else wide)
+
+    return hook
+
+
 def _base(lm, vector: ConceptVector | None, layer: int, mode: str) -> torch.Tensor:
     if vector is None:
         return torch.zeros(lm.hidden_size)
@@ -113,13 +128,16 @@ def row_vectors(vector, rows: int) -> list[ConceptVector | None]:
 
 @contextmanager
 def steer(lm, vector, intensity: float | Sequence[float], layers=None,
-          mode: str = "relative", positions: str = "all", prompt_length: int = 0):
+          mode: str = "relative", positions: str = "all", prompt_length: int = 0, fan_out: bool = False):
     """Steer ``lm`` inside the block; hooks are removed in ``finally``.
 
     ``vector``: a ``ConceptVector``, None, or one of either per batch row (rows with
     None stay unsteered). ``intensity`` is one number or one per batch row. ``layers``:
     an int, a list, or None for the (first) vector's default layer. ``prompt_length`` (padded) is needed for
-    ``positions="generated"``. Holds ``lm.lock`` so concurrent users never share hooks.
+    ``positions="generated"``. ``fan_out``: the batch is one row that the first steered
+    layer widens to one row per intensity (the layers below it run once; a KV cache
+    built this way has one row below that layer and one per intensity above it).
+    Holds ``lm.lock`` so concurrent users never share hooks.
     """
     if mode not in MODES:
         raise IntensityError(f"Unknown intensity mode {mode!r}: use {', '.join(MODES)}.")
@@ -144,7 +162,9 @@ def steer(lm, vector, intensity: float | Sequence[float], layers=None,
         handles = []
         try:
             for i in chosen:
-                hook = make_hook(deltas(lm, vectors, values, i, mode), mode, start)
+                delta = deltas(lm, vectors, values, i, mode)
+                hook = make_fanout_hook(delta, mode) if fan_out and i == chosen[0] \
+                    else make_hook(delta, mode, start)
                 handles.append(lm.layers[i].register_forward_hook(hook))
             yield
         finally:
