@@ -10,6 +10,7 @@ layer never costs a forward pass; ``FORWARD_PASSES`` counts the passes actually 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 from collections import Counter, OrderedDict
@@ -77,22 +78,29 @@ def _run(lm, texts, reducer: Reducer, starts=None, batch_size=16, progress=None)
     """``reducer`` applied to every layer of every text: (n, layers, ...).
 
     Texts are batched in order of length (then put back in place), so a batch pads to
-    texts of similar size: ~8% fewer token slots on a typical contrast set.
+    texts of similar size: ~8% fewer token slots on a typical contrast set. A token
+    prefix that every text shares (the chat template's system turn: 28 of SmolLM2's 46
+    tokens on a contrast set) runs once; its KV cache serves every batch.
     """
     if not texts:
         raise ContrastError("No texts to record: give at least one prompt.")
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    ids = token_ids(lm, texts)
+    first = [max(1, starts[i]) if starts is not None else 1 for i in range(len(texts))]
+    # The reader never looks before `first` (mean) or before the last token, so those
+    # positions may live in the shared prefix.
+    shared = shared_prefix(ids, None if reducer is _last else min(first))
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
     chunks = []
     with lm.lock, torch.inference_mode():
+        prefix = _prefix_cache(lm, ids[0][:shared]) if shared else None
         for b in range(0, len(order), batch_size):
             rows = order[b : b + batch_size]
-            batch = encode(lm, [texts[i] for i in rows])
-            lengths = batch["attention_mask"].sum(1)
-            first = torch.as_tensor([starts[i] if starts is not None else 1 for i in rows],
-                                    device=lengths.device).clamp(min=1)
+            batch = _suffix_batch(lm, [ids[i][shared:] for i in rows], shared, prefix)
+            lengths = batch["attention_mask"][:, shared:].sum(1)  # suffix tokens per row
+            read_from = torch.as_tensor([first[i] - shared for i in rows], device=lengths.device)
             per_layer: list = [None] * lm.n_layers
-            with _capture(lm.layers, reducer, lengths, first, per_layer):
-                lm.model(**batch, use_cache=False, logits_to_keep=1)  # no full-vocab logits
+            with _capture(lm.layers, reducer, lengths, read_from, per_layer):
+                lm.model(**batch, logits_to_keep=1)  # no full-vocab logits
             FORWARD_PASSES[lm.name] += 1
             chunks.append(torch.stack(per_layer, 1).float().cpu())
             if progress:
@@ -100,6 +108,61 @@ def _run(lm, texts, reducer: Reducer, starts=None, batch_size=16, progress=None)
     out = torch.empty_like(torch.cat(chunks))
     out[torch.tensor(order)] = torch.cat(chunks)
     return out
+
+
+MIN_SHARED = 4  # a shorter common prefix is not worth a pass of its own
+
+
+def shared_prefix(ids: Sequence[Sequence[int]], cap: int | None = None, minimum: int = MIN_SHARED) -> int:
+    """Tokens every sequence starts with (each keeps at least one of its own), at most
+    ``cap``; 0 when under ``minimum``."""
+    n = min(len(s) for s in ids) - 1
+    for pos in range(n):
+        if any(s[pos] != ids[0][pos] for s in ids):
+            n = pos
+            break
+    n = n if cap is None else min(n, cap)
+    return n if n >= minimum else 0
+
+
+def _prefix_cache(lm, prefix: list[int]):
+    out = lm.model(input_ids=torch.tensor([prefix], device=lm.device), use_cache=True, logits_to_keep=1)
+    FORWARD_PASSES[lm.name] += 1
+    return out.past_key_values
+
+
+def _suffix_batch(lm, suffixes: list[list[int]], shared: int, prefix_cache) -> dict:
+    """Right-padded model inputs for ``suffixes``, continuing ``prefix_cache`` if any."""
+    ids, mask = pad_right(suffixes, lm.tokenizer.pad_token_id or 0)  # (rows, seq)
+    ids, mask = ids.to(lm.device), mask.to(lm.device)
+    if not shared:
+        return {"input_ids": ids, "attention_mask": mask, "use_cache": False}
+    cache = copy.deepcopy(prefix_cache)  # each batch appends its own keys
+    cache.batch_repeat_interleave(len(suffixes))
+    full = torch.cat([torch.ones(len(suffixes), shared, dtype=mask.dtype, device=mask.device), mask], 1)
+    positions = shared + torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+    return {"input_ids": ids, "attention_mask": full, "position_ids": positions,
+            "past_key_values": cache, "use_cache": True}
+
+
+def token_ids(lm, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text (no padding); ``ContrastError`` past the model's context."""
+    special = not getattr(lm.tokenizer, "chat_template", None)  # templates carry their own BOS
+    ids = lm.tokenizer(list(texts), add_special_tokens=special)["input_ids"]
+    limit = getattr(lm.model.config, "max_position_embeddings", None)
+    longest = max(range(len(ids)), key=lambda i: len(ids[i]))
+    if limit and len(ids[longest]) > limit:
+        raise ContrastError(f"Text #{longest + 1} is {len(ids[longest])} tokens long, more than the "
+                            f"model's context of {limit}. Shorten it.")
+    return ids
+
+
+def pad_right(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), each (rows, longest), padded on the right."""
+    width = max(map(len, seqs))
+    ids = torch.tensor([list(s) + [pad] * (width - len(s)) for s in seqs])
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+    return ids, mask
 
 
 def _last(hidden, lengths, starts):

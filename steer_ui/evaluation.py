@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from scipy.stats import bootstrap
 
+from .activations import pad_right, shared_prefix, token_ids
 from .contrast import read_text, swap_options
 from .errors import DatasetError
 from .steering import check_intensities, steer
@@ -125,7 +126,7 @@ def _score_item(lm, item: Item, vector, values: list[float], layer, mode: str) -
     cache = first.past_key_values
     for cached in cache.layers:  # one row below the first steered layer, one per intensity above
         cached.batch_select_indices(rows if cached.keys.shape[0] > 1 else torch.zeros_like(rows))
-    ids, mask = _pad_right(suffixes, lm.tokenizer.pad_token_id or 0)  # (n_c, s)
+    ids, mask = pad_right(suffixes, lm.tokenizer.pad_token_id or 0)  # (n_c, s)
     ids, mask = ids.repeat(n_k, 1).to(lm.device), mask.repeat(n_k, 1).to(lm.device)  # (rows, s)
     positions = len(prefix) + torch.arange(ids.shape[1], device=lm.device).expand_as(ids)
     full_mask = torch.cat([torch.ones(len(rows), len(prefix), dtype=mask.dtype, device=lm.device), mask], 1)
@@ -150,33 +151,13 @@ def _split(lm, item: Item) -> tuple[torch.Tensor, list[list[int]], list[int]]:
     prefix never reaches into an answer, so every answer token is scored in the second pass.
     """
     prompt = lm.chat(item.prompt)
-    n_prompt = len(_ids(lm, prompt))
-    full = [_ids(lm, prompt + c) for c in item.choices]
+    n_prompt = len(token_ids(lm, [prompt])[0])
+    full = token_ids(lm, [prompt + c for c in item.choices])
     answer_lens = [max(1, len(f) - n_prompt) for f in full]
-    shared = min(len(f) - a for f, a in zip(full, answer_lens))
-    for n in range(shared):
-        if any(f[n] != full[0][n] for f in full):
-            shared = n
-            break
+    shared = shared_prefix(full, cap=min(len(f) - a for f, a in zip(full, answer_lens)), minimum=1)
     if shared < 1:
         raise DatasetError(f"Item {item.prompt[:40]!r}: its choices share no prompt tokens to score after.")
-    limit = getattr(lm.model.config, "max_position_embeddings", None)
-    if limit and max(map(len, full)) > limit:
-        raise DatasetError(f"Item {item.prompt[:40]!r} is {max(map(len, full))} tokens long, more than the "
-                           f"model's context of {limit}. Shorten it.")
     return torch.tensor(full[0][:shared]), [f[shared:] for f in full], answer_lens
-
-
-def _pad_right(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, seqs))
-    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
-    return ids, mask
-
-
-def _ids(lm, text: str) -> list[int]:
-    special = not getattr(lm.tokenizer, "chat_template", None)
-    return lm.tokenizer(text, add_special_tokens=special)["input_ids"]
 
 
 @dataclass(frozen=True)

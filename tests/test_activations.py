@@ -105,6 +105,38 @@ def test_starts_move_the_mean_window(tiny):
     assert torch.allclose(got[1], h[:, 1:].mean(1), atol=1e-5)  # start clamped to 1
 
 
+SHARED = ["w1 w2 w3 w4 w5 the happy day", "w1 w2 w3 w4 w5 i am very sad", "w1 w2 w3 w4 w5 w6 w7"]
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma3", "gpt2"])
+def test_shared_prefix_runs_once_and_changes_nothing(arch):
+    """Texts sharing five tokens: the prefix runs as its own pass (batches + 1) and every
+    read (last; mean with a window inside and outside the prefix) equals an unpadded run."""
+    lm = make_tiny(arch)
+    before = activations.FORWARD_PASSES[lm.name]
+    last = record(lm, SHARED, "last", batch_size=2)
+    assert activations.FORWARD_PASSES[lm.name] - before == 1 + 2
+    starts = [2, 7, 3]  # a mean window starting inside the prefix: not shared
+    mean = record(lm, SHARED, "mean", starts=starts)
+    late_starts = [5, 6, 5]  # windows after the prefix: shared
+    late = record(lm, SHARED, "mean", starts=late_starts)
+    for i, text in enumerate(SHARED):
+        h = _manual(lm, text)
+        assert torch.allclose(last[i], h[:, -1], atol=1e-5)
+        assert torch.allclose(mean[i], h[:, starts[i]:].mean(1), atol=1e-5)
+        assert torch.allclose(late[i], h[:, late_starts[i]:].mean(1), atol=1e-5)
+
+
+def test_shared_prefix_length():
+    from steer_ui.activations import shared_prefix
+
+    assert shared_prefix([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7]]) == 5
+    assert shared_prefix([[1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6]]) == 4  # each keeps a token of its own
+    assert shared_prefix([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7]], cap=2) == 0  # under the minimum
+    assert shared_prefix([[1, 2, 9], [1, 2, 8]], minimum=1) == 2
+    assert shared_prefix([[1, 2], [3, 2]], minimum=1) == 0
+
+
 def test_repeat_call_is_cached(tiny):
     texts = ["the good day", "the bad night", "a w5 w6"]
     before = activations.FORWARD_PASSES[tiny.name]
