@@ -61,7 +61,9 @@ def experiment_tables(folders: list[str]) -> str:
             x = f"per item (mean {x['mean']:+.2f})" if isinstance(x, dict) else f"{x:+g}"
             ci = t.get(key + "_ci")
             d, dci = t.get("delta_vs_baseline"), t.get("delta_ci")
-            ppl = arm.get("perplexity") or (arm["curve"].get("perplexity") or [None])[0]
+            ppl = arm.get("perplexity")
+            if ppl is None and arm["curve"].get("perplexity") and not isinstance(arm["intensity"], dict):
+                ppl = arm["curve"]["perplexity"][arm["curve"]["intensity"].index(arm["intensity"])]
             out.append(f"| {name} | {x} | {t[key]:.3f} | [{_f(ci[0], 3)}, {_f(ci[1], 3)}] | "
                        f"{'-' if d is None else f'{d:+.3f}'} | "
                        f"{'-' if not dci else f'[{dci[0]:+.3f}, {dci[1]:+.3f}]'} | {_f(ppl, 1)} |")

@@ -155,8 +155,17 @@ def run_generation(arms: list[Arm], scorer, prompts: list[str], grid: list[float
             "intensity": xs[k], "layer": arm.layer,
             "test": {"efficacy": float(t[:, k].mean()), "efficacy_ci": ev.ci(t[:, k])},
             "curve": {"intensity": xs, "efficacy": t.mean(0).tolist(), "perplexity": ppl},
+            "perplexity": ppl[k] if ppl else None,
             "examples": {str(x): texts[len(dev)][i] for i, x in enumerate(xs)},
+            "_scores": t[:, k],
         }
+    base = out.get("baseline")
+    for r in out.values():  # paired over the same test prompts
+        if base is not None:
+            diff = r["_scores"] - base["_scores"]
+            r["test"].update(delta_vs_baseline=float(diff.mean()), delta_ci=ev.ci(diff))
+    for r in out.values():
+        r.pop("_scores")
     return {"arms": out, "n_dev": len(dev), "n_test": len(test), "seed": seed, "intensities": grid,
             "scorer": scorer.kind}
 

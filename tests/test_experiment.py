@@ -224,6 +224,12 @@ def test_run_generation(tiny):
         assert len(r["curve"]["perplexity"]) == len(xs) and all(p > 1 for p in r["curve"]["perplexity"])
         assert set(r["examples"]) == {str(x) for x in xs}
         assert r["test"]["efficacy"] == pytest.approx(r["curve"]["efficacy"][xs.index(r["intensity"])])
+        assert r["perplexity"] == r["curve"]["perplexity"][xs.index(r["intensity"])]
+        d = rep["arms"]["baseline"]["test"]["efficacy"]
+        assert r["test"]["delta_vs_baseline"] == pytest.approx(eff - d)
+        low, high = r["test"]["delta_ci"]
+        assert low <= r["test"]["delta_vs_baseline"] <= high
+    assert rep["arms"]["baseline"]["test"]["delta_ci"] == [0.0, 0.0]
 
 
 def test_run_generation_too_few_prompts(tiny):
