@@ -16,19 +16,24 @@ run() { name=$1; shift; [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]] && retu
 [ -z "$ONLY" ] || [[ " $ONLY " == *" profile "* ]] && $PY bench/profile_plot.py --preset happy-sad --llm $LLM --slm $SLM 2>&1 | grep -v -iE "warn|loading"
 
 # 1. Task accuracy on our own sets; the concept is "correct vs wrong answer" of the dev split.
-run sentiment-dev-sweep --llm $LLM --slm $SLM --pairs dev --data assets/tasks/sentiment_ab.jsonl --limit-items 160 --limit-pairs 64 --intensities=$GRID --scaling dev-sweep
-run truefalse-dev-sweep --llm $LLM --slm $SLM --pairs dev --data assets/tasks/truefalse_ab.jsonl --limit-items 160 --limit-pairs 64 --intensities=$GRID --scaling dev-sweep
+TASK="--pairs dev --limit-items 200 --limit-pairs 48 --intensities=$GRID"
+run sentiment-dev-sweep --llm $LLM --slm $SLM --data assets/tasks/sentiment_ab.jsonl $TASK --scaling dev-sweep
+run truefalse-dev-sweep --llm $LLM --slm $SLM --data assets/tasks/truefalse_ab.jsonl $TASK --scaling dev-sweep
 # 2. Open generation (the main evidence for transfer on the default pair).
 run gen-happy-sad --llm $LLM --slm $SLM --pairs happy-sad --limit-pairs 32 --task generation --data assets/neutral_prompts.txt --intensities=-0.5,-0.25,0,0.25,0.5 --max-new-tokens 24
 run gen-formal-casual --llm $LLM --slm $SLM --pairs formal-casual --limit-pairs 32 --task generation --data assets/neutral_prompts.txt --intensities=-0.5,-0.25,0,0.25,0.5 --max-new-tokens 24
 # 3. Inference-time scaling modes on the sentiment task.
-run sentiment-per-example --llm $LLM --slm $SLM --pairs dev --data assets/tasks/sentiment_ab.jsonl --limit-items 160 --limit-pairs 64 --intensities=$GRID --scaling per-example
-run sentiment-adaptive --llm $LLM --slm $SLM --pairs dev --data assets/tasks/sentiment_ab.jsonl --limit-items 160 --limit-pairs 64 --intensities=-0.5,-0.25,-0.1,0,0.1,0.25,0.5 --scaling adaptive
-# 4. CAA behaviours (skipped when ../shared/data is absent): extract from generate/, test on test/.
+run sentiment-per-example --llm $LLM --slm $SLM --data assets/tasks/sentiment_ab.jsonl $TASK --scaling per-example --maps ridge
+run sentiment-adaptive --llm $LLM --slm $SLM --data assets/tasks/sentiment_ab.jsonl --pairs dev --limit-items 200 --limit-pairs 48 --intensities=-0.5,-0.25,-0.1,0,0.1,0.25,0.5 --scaling adaptive --maps ridge
+# 4. How the result changes with the SLM layer (the default is the native vector's best layer).
+for L in ${LAYERS:-8 20}; do
+  run sentiment-layer$L --llm $LLM --slm $SLM --data assets/tasks/sentiment_ab.jsonl $TASK --layer $L --maps ridge
+done
+# 5. CAA behaviours (skipped when ../shared/data is absent): extract from generate/, test on test/.
 if [ -d "$CAA" ]; then
   for b in sycophancy refusal corrigible-neutral-HHH; do
-    run caa-$b --llm $LLM --slm $SLM --pairs $CAA/generate/$b/generate_dataset.json --limit-pairs 64 --data $CAA/test/$b/test_dataset_ab.json --intensities=$GRID --maps ridge
+    run caa-$b --llm $LLM --slm $SLM --pairs $CAA/generate/$b/generate_dataset.json --limit-pairs 48 --data $CAA/test/$b/test_dataset_ab.json --intensities=$GRID --maps ridge
   done
 fi
-# 5. Same-family pair.
-run samefamily-sentiment --llm $LLM --slm qwen2.5-0.5b --pairs dev --data assets/tasks/sentiment_ab.jsonl --limit-items 120 --limit-pairs 48 --intensities=-0.5,-0.25,0,0.25,0.5 --maps ridge
+# 6. Same-family pair.
+run samefamily-sentiment --llm $LLM --slm qwen2.5-0.5b --data assets/tasks/sentiment_ab.jsonl --pairs dev --limit-items 120 --limit-pairs 48 --intensities=-1,-0.5,-0.25,0,0.25,0.5,1 --maps ridge

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import plotly.graph_objects as go
 
@@ -98,7 +98,9 @@ def rescore(state: SessionState, method: str) -> str:
     """Switch the extraction method on recorded activations: no forward pass."""
     out = []
     for role, ex in state.extractions.items():
-        v = extract(ex.pos, ex.neg, ex.vector.model, method, ex.vector.name, ex.vector.prompts_hash)
+        v = extract(ex.pos, ex.neg, ex.vector.model, method, ex.vector.name, ex.vector.prompts_hash,
+                    known_separability=ex.vector.separability)
+        v = replace(v, provenance=ex.vector.provenance)
         state.extractions[role] = Extraction(v, ex.pos, ex.neg, ex.contrast, ex.letter_cosine, 0.0, 0)
         out.append(f"**{role.upper()}**: {method}, best layer {v.default_layer} (0 forward passes)")
     return "\n\n".join(out)

@@ -271,8 +271,10 @@ def build(wb: Workbench) -> gr.Blocks:
         upload_in.upload(_guard(do_upload), [state, upload_in], [state, kind], api_name="upload_vector")
         steer_in = [state, prompt, target, kind, intensity, mode, positions, sliders["llm"], sliders["slm"],
                     *sampling_in]
-        gen_event = gen_btn.click(_guard(do_steer), steer_in, outs, api_name="steer")
         release_event = intensity.release(_guard(do_steer), steer_in, outs, api_name=False)
+        # Typing a value then pressing Generate fires the slider's release first: the
+        # click supersedes that run instead of generating twice.
+        gen_event = gen_btn.click(_guard(do_steer), steer_in, outs, api_name="steer", cancels=[release_event])
         sweep_event = sweep_btn.click(_guard(do_sweep), [state, sweep_role, sweep_values, prompt, kind, mode,
                                                          sliders["llm"], sliders["slm"], *sampling_in],
                                       sweep_out, api_name="sweep")

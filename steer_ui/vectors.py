@@ -135,8 +135,13 @@ def separability(pos: np.ndarray, neg: np.ndarray, folds: int = 5) -> float:
 
 
 def extract(pos_acts: torch.Tensor, neg_acts: torch.Tensor, model: str, method: str = "mean-diff",
-            name: str = "concept", prompts_hash: str = "") -> ConceptVector:
-    """A ``ConceptVector`` from (n, layers, d) activations of paired prompts."""
+            name: str = "concept", prompts_hash: str = "",
+            known_separability: tuple[float, ...] | None = None) -> ConceptVector:
+    """A ``ConceptVector`` from (n, layers, d) activations of paired prompts.
+
+    ``known_separability``: the per-layer scores of an earlier extraction from the same
+    activations (they do not depend on ``method``), to skip the cross-validation.
+    """
     if pos_acts.shape != neg_acts.shape:
         raise ContrastError(f"Activations do not pair up: {tuple(pos_acts.shape)} vs {tuple(neg_acts.shape)}.")
     pos, neg = pos_acts.float().numpy(), neg_acts.float().numpy()
@@ -145,7 +150,8 @@ def extract(pos_acts: torch.Tensor, neg_acts: torch.Tensor, model: str, method: 
     if not np.isfinite(dirs).all() or np.abs(dirs).max() == 0:
         raise ContrastError("The positive and negative prompts give identical activations: "
                             "there is no direction to extract. Make the two sides differ.")
-    seps = tuple(separability(pos[:, i], neg[:, i]) for i in range(n_layers))
+    seps = known_separability if known_separability is not None and len(known_separability) == n_layers \
+        else tuple(separability(pos[:, i], neg[:, i]) for i in range(n_layers))
     norms = np.median(np.linalg.norm(np.concatenate([pos, neg]), axis=-1), axis=0)
     return ConceptVector(
         directions=torch.from_numpy(dirs).float(), model=model, method=method, name=name,
