@@ -67,11 +67,30 @@ def experiment_tables(folders: list[str]) -> str:
             out.append(f"| {name} | {x} | {t[key]:.3f} | [{_f(ci[0], 3)}, {_f(ci[1], 3)}] | "
                        f"{'-' if d is None else f'{d:+.3f}'} | "
                        f"{'-' if not dci else f'[{dci[0]:+.3f}, {dci[1]:+.3f}]'} | {_f(ppl, 1)} |")
+        out += _dose_response(r, key)
         for name, d in (r.get("transfer") or {}).items():
             out.append(f"\n{name}: cos(transferred, native) {_f(d.get('cos_native'))} vs chance "
                        f"{_f(d.get('chance_mapped_p95'))}; held-out R^2 {_f(d['r2'].get('all'))}.")
         out.append("")
     return "\n".join(out)
+
+
+def _dose_response(r: dict, key: str) -> list[str]:
+    """Test-split metric at every grid intensity, per arm (+ the +-x swing for generation)."""
+    grid = r["intensities"]
+    swing = [x for x in grid if x > 0 and -x in grid] if key == "efficacy" else []
+    head = "| arm | " + " | ".join(f"{x:+g}" for x in grid) + "".join(f" | swing +-{x:g}" for x in swing) + " |"
+    out = ["", f"Test {key} at each intensity (dose-response; perplexity on neutral text in brackets):", "",
+           head, "|---" * (len(grid) + len(swing) + 1) + "|"]
+    for name, arm in r["arms"].items():
+        c = arm["curve"]
+        vals = dict(zip(c["intensity"], c[key]))
+        ppl = dict(zip(c["intensity"], c.get("perplexity") or [None] * len(c["intensity"])))
+        cells = [("-" if x not in vals else f"{vals[x]:.3f}" + (f" ({ppl[x]:.0f})" if ppl.get(x) else ""))
+                 for x in grid]
+        cells += [f"{vals[x] - vals[-x]:+.3f}" if x in vals and -x in vals else "-" for x in swing]
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out
 
 
 if __name__ == "__main__":

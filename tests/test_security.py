@@ -68,3 +68,4 @@ def test_no_outbound_network_when_the_app_starts(monkeypatch, smollm):
     finally:
         demo.close()
     assert attempts == []
+
