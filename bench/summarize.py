@@ -55,7 +55,8 @@ def experiment_tables(folders: list[str]) -> str:
                 f"{Path(r['dataset']).name}, pairs `{Path(str(r['pairs'])).name}`, "
                 f"scaling {r.get('scaling', 'dev-sweep')}, dev {r['n_dev']} / test {r['n_test']}", "",
                 f"| arm | intensity (chosen on dev) | test {key} | 95% CI | delta vs baseline | delta 95% CI | "
-                "perplexity |", "|---|---|---|---|---|---|---|"]
+                + ("p(correct) | " if key == "accuracy" else "") + "perplexity |",
+                "|---" * (8 if key == "accuracy" else 7) + "|"]
         for name, arm in r["arms"].items():
             t, x = arm["test"], arm["intensity"]
             x = f"per item (mean {x['mean']:+.2f})" if isinstance(x, dict) else f"{x:+g}"
@@ -66,11 +67,15 @@ def experiment_tables(folders: list[str]) -> str:
                 ppl = arm["curve"]["perplexity"][arm["curve"]["intensity"].index(arm["intensity"])]
             out.append(f"| {name} | {x} | {t[key]:.3f} | [{_f(ci[0], 3)}, {_f(ci[1], 3)}] | "
                        f"{'-' if d is None else f'{d:+.3f}'} | "
-                       f"{'-' if not dci else f'[{dci[0]:+.3f}, {dci[1]:+.3f}]'} | {_f(ppl, 1)} |")
+                       f"{'-' if not dci else f'[{dci[0]:+.3f}, {dci[1]:+.3f}]'} | "
+                       + (f"{_f(t.get('p_match'), 3)} | " if key == "accuracy" else "") + f"{_f(ppl, 1)} |")
         out += _dose_response(r, key)
         for name, d in (r.get("transfer") or {}).items():
+            by_layer = d.get("cos_native_by_layer") or []
             out.append(f"\n{name}: cos(transferred, native) {_f(d.get('cos_native'))} vs chance "
-                       f"{_f(d.get('chance_mapped_p95'))}; held-out R^2 {_f(d['r2'].get('all'))}.")
+                       f"{_f(d.get('chance_mapped_p95'))}; held-out R^2 {_f(d['r2'].get('all'))}. "
+                       "By SLM layer (every third): "
+                       + ", ".join(f"L{i} {c:.2f}" for i, c in enumerate(by_layer) if i % 3 == 0) + ".")
         out.append("")
     return "\n".join(out)
 
