@@ -68,4 +68,3 @@ def test_no_outbound_network_when_the_app_starts(monkeypatch, smollm):
     finally:
         demo.close()
     assert attempts == []
-

@@ -11,8 +11,7 @@ def test_generate_click_supersedes_a_pending_slider_release():
 
     deps = build(Workbench()).config["dependencies"]
     steer = next(d for d in deps if d["api_name"] == "steer")
-    release = next(d for d in deps if d["backend_fn"] and d["targets"][0][1] == "release"
-                   and d["api_visibility"] != "public")
+    release = next(d for d in deps if d["targets"][0][1] == "release" and d["inputs"] == steer["inputs"])
     cancels_on_click = [d["cancels"] for d in deps if d["types"]["cancel"] and d["targets"] == steer["targets"]]
     assert cancels_on_click == [[release["id"]]]
     stop = next(d for d in deps if d["api_name"] == "stop")
