@@ -145,14 +145,15 @@ def _suffix_batch(lm, suffixes: list[list[int]], shared: int, prefix_cache) -> d
             "past_key_values": cache, "use_cache": True}
 
 
-def token_ids(lm, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each text (no padding); ``ContrastError`` past the model's context."""
+def token_ids(lm, texts: Sequence[str], what: str = "Text") -> list[list[int]]:
+    """Token ids of each text (no padding); ``ContrastError`` past the model's context,
+    naming the text as ``what #n``."""
     special = not getattr(lm.tokenizer, "chat_template", None)  # templates carry their own BOS
     ids = lm.tokenizer(list(texts), add_special_tokens=special)["input_ids"]
     limit = getattr(lm.model.config, "max_position_embeddings", None)
     longest = max(range(len(ids)), key=lambda i: len(ids[i]))
     if limit and len(ids[longest]) > limit:
-        raise ContrastError(f"Text #{longest + 1} is {len(ids[longest])} tokens long, more than the "
+        raise ContrastError(f"{what} #{longest + 1} is {len(ids[longest])} tokens long, more than the "
                             f"model's context of {limit}. Shorten it.")
     return ids
 

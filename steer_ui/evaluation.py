@@ -20,7 +20,7 @@ from scipy.stats import bootstrap
 
 from .activations import pad_right, shared_prefix, token_ids
 from .contrast import read_text, swap_options
-from .errors import DatasetError
+from .errors import ContrastError, DatasetError
 from .steering import check_intensities, steer
 
 MAX_DATASET_BYTES = 20 * 2**20
@@ -151,8 +151,11 @@ def _split(lm, item: Item) -> tuple[torch.Tensor, list[list[int]], list[int]]:
     prefix never reaches into an answer, so every answer token is scored in the second pass.
     """
     prompt = lm.chat(item.prompt)
-    n_prompt = len(token_ids(lm, [prompt])[0])
-    full = token_ids(lm, [prompt + c for c in item.choices])
+    try:  # the choices first: a question too long for the context fails with its choice named
+        full = token_ids(lm, [prompt + c for c in item.choices], f"Item {item.prompt[:40]!r}..., with choice")
+        n_prompt = len(token_ids(lm, [prompt])[0])
+    except ContrastError as exc:
+        raise DatasetError(str(exc)) from None
     answer_lens = [max(1, len(f) - n_prompt) for f in full]
     shared = shared_prefix(full, cap=min(len(f) - a for f, a in zip(full, answer_lens)), minimum=1)
     if shared < 1:

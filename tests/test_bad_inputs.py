@@ -137,6 +137,9 @@ CASES = [
      lambda t: evaluation.load_items(write(t, "d.jsonl", json.dumps({"prompt": "p", "choices": ["a", "b"], "answer": "c"})))),
     ("empty choices", "Evaluate upload / --data", DatasetError, "two distinct, non-empty choices",
      lambda t: evaluation.load_items(write(t, "d.jsonl", json.dumps({"prompt": "p", "choices": ["", "b"], "answer": "b"})))),
+    ("dataset item longer than the context", "Evaluate / experiment", DatasetError,
+     "with choice #1 is",
+     lambda t: evaluation.choice_logprobs(LM, [evaluation.Item("the " * 400, ("yes", "no"), 0)])),
     ("dataset too small to split", "Evaluate / experiment", DatasetError, "too few for a dev/test split",
      lambda t: split_items(list(range(5)))),
 ]

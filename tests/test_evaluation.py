@@ -267,6 +267,12 @@ def test_fan_out_needs_a_one_row_batch(tiny):
         tiny.model(**batch)
 
 
+def test_item_longer_than_the_context_is_named(tiny):
+    long = Item("w1 " * 200, ("yes", "no"), 0)
+    with pytest.raises(DatasetError, match=r"Item 'w1 w1.*, with choice #1 is 2\d\d tokens long, more than the model's context of 128"):
+        choice_logprobs(tiny, [ITEMS[0], long])
+
+
 def test_choice_logprobs_rejects_bad_intensity(tiny):
     with pytest.raises(IntensityError):
         choice_logprobs(tiny, ITEMS, _vector(tiny), [float("nan")])
