@@ -45,14 +45,17 @@ def encode(lm, texts: Sequence[str], padding_side: str = "right") -> dict:
     special = not getattr(tok, "chat_template", None)
     tok.padding_side = padding_side
     batch = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=special)
-    limit = getattr(lm.model.config, "max_position_embeddings", None)
-    if limit and batch["input_ids"].shape[1] > limit:
-        longest = int(batch["attention_mask"].sum(1).argmax())
-        raise ContrastError(
-            f"Text #{longest + 1} is {batch['input_ids'].shape[1]} tokens long, more than the "
-            f"model's context of {limit}. Shorten it."
-        )
+    check_context(lm, batch["attention_mask"].sum(1).tolist())
     return {k: v.to(lm.device) for k, v in batch.items()}
+
+
+def check_context(lm, lengths: Sequence[int], what: str = "Text") -> None:
+    """``ContrastError`` naming the longest text (as ``what #n``) if it exceeds the context."""
+    limit = getattr(lm.model.config, "max_position_embeddings", None)
+    longest = max(range(len(lengths)), key=lambda i: lengths[i])
+    if limit and lengths[longest] > limit:
+        raise ContrastError(f"{what} #{longest + 1} is {lengths[longest]} tokens long, more than the "
+                            f"model's context of {limit}. Shorten it.")
 
 
 @contextmanager
@@ -150,11 +153,7 @@ def token_ids(lm, texts: Sequence[str], what: str = "Text") -> list[list[int]]:
     naming the text as ``what #n``."""
     special = not getattr(lm.tokenizer, "chat_template", None)  # templates carry their own BOS
     ids = lm.tokenizer(list(texts), add_special_tokens=special)["input_ids"]
-    limit = getattr(lm.model.config, "max_position_embeddings", None)
-    longest = max(range(len(ids)), key=lambda i: len(ids[i]))
-    if limit and len(ids[longest]) > limit:
-        raise ContrastError(f"{what} #{longest + 1} is {len(ids[longest])} tokens long, more than the "
-                            f"model's context of {limit}. Shorten it.")
+    check_context(lm, [len(i) for i in ids], what)
     return ids
 
 
