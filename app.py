@@ -42,11 +42,10 @@ def main(argv=None) -> int:
 
     try:
         check_host(args.host, args.expose)
-        wb = Workbench(args.device, args.dtype)
+        wb = Workbench(args.device, args.dtype, args.device_map, args.trust_remote_code)
         for role, source in (("llm", args.llm), ("slm", args.slm)):
             print(f"loading {role.upper()} {source} ...", flush=True)
-            wb.load(role, source, progress=lambda f, m: print(f"  {m}", flush=True),
-                    device_map=args.device_map, trust_remote_code=args.trust_remote_code)
+            wb.load(role, source, progress=lambda f, m: print(f"  {m}", flush=True))
     except SteerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .errors import ContrastError
+from .errors import ContrastError, out_of_memory
 
 # Forward passes run per model name (benchmarks and tests read it).
 FORWARD_PASSES: Counter = Counter()
@@ -39,14 +39,40 @@ def texts_hash(texts: Sequence[str]) -> str:
 
 
 def encode(lm, texts: Sequence[str], padding_side: str = "right") -> dict:
-    """Tokenize ``texts`` as one padded batch on the model's device."""
-    tok = lm.tokenizer
-    # Chat templates already carry their special tokens; don't add a second BOS.
-    special = not getattr(tok, "chat_template", None)
-    tok.padding_side = padding_side
-    batch = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=special)
-    check_context(lm, batch["attention_mask"].sum(1).tolist())
-    return {k: v.to(lm.device) for k, v in batch.items()}
+    """Tokenize ``texts`` as one padded batch on the model's device.
+
+    The tokenizer's own ``padding_side`` is never touched (it is shared by every user
+    of the model); padding is done here, on the side asked for.
+    """
+    ids = token_ids(lm, texts)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    ids_t, mask = (pad_left if padding_side == "left" else pad_right)(ids, pad)
+    return {"input_ids": ids_t.to(lm.device), "attention_mask": mask.to(lm.device)}
+
+
+def add_special_tokens(tokenizer, text: str) -> bool:
+    """Whether ``text`` should get the tokenizer's special tokens (its BOS, for models
+    that expect one: Llama-3, Gemma). Chat-formatted text already carries them, so it
+    gets none; plain text (corpora, raw completions) gets them."""
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and text.startswith(bos):
+        return False
+    opening = template_opening(tokenizer)
+    return not (opening and text.startswith(opening))
+
+
+def template_opening(tokenizer) -> str:
+    """The text every chat-formatted prompt of ``tokenizer`` starts with ("" without a template)."""
+    cached = getattr(tokenizer, "_steer_ui_opening", None)
+    if cached is not None:
+        return cached
+    opening = ""
+    if getattr(tokenizer, "chat_template", None):
+        a, b = (tokenizer.apply_chat_template([{"role": "user", "content": c}], tokenize=False,
+                                              add_generation_prompt=True) for c in ("x", "y"))
+        opening = a[: next((i for i, (p, q) in enumerate(zip(a, b)) if p != q), 0)]
+    tokenizer._steer_ui_opening = opening
+    return opening
 
 
 def check_context(lm, lengths: Sequence[int], what: str = "Text") -> None:
@@ -94,7 +120,8 @@ def _run(lm, texts, reducer: Reducer, starts=None, batch_size=16, progress=None)
     shared = shared_prefix(ids, None if reducer is _last else min(first))
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
     chunks = []
-    with lm.lock, torch.inference_mode():
+    with lm.lock, torch.inference_mode(), out_of_memory(
+            "recording activations", "use fewer or shorter prompts, or a smaller batch size."):
         prefix = _prefix_cache(lm, ids[0][:shared]) if shared else None
         for b in range(0, len(order), batch_size):
             rows = order[b : b + batch_size]
@@ -105,7 +132,7 @@ def _run(lm, texts, reducer: Reducer, starts=None, batch_size=16, progress=None)
             with _capture(lm.layers, reducer, lengths, read_from, per_layer):
                 lm.model(**batch, logits_to_keep=1)  # no full-vocab logits
             FORWARD_PASSES[lm.name] += 1
-            chunks.append(torch.stack(per_layer, 1).float().cpu())
+            chunks.append(torch.stack([p.float().cpu() for p in per_layer], 1))
             if progress:
                 progress(min(1.0, (b + batch_size) / len(texts)), "recording activations")
     out = torch.empty_like(torch.cat(chunks))
@@ -149,10 +176,10 @@ def _suffix_batch(lm, suffixes: list[list[int]], shared: int, prefix_cache) -> d
 
 
 def token_ids(lm, texts: Sequence[str], what: str = "Text") -> list[list[int]]:
-    """Token ids of each text (no padding); ``ContrastError`` past the model's context,
-    naming the text as ``what #n``."""
-    special = not getattr(lm.tokenizer, "chat_template", None)  # templates carry their own BOS
-    ids = lm.tokenizer(list(texts), add_special_tokens=special)["input_ids"]
+    """Token ids of each text (no padding; BOS per ``add_special_tokens``);
+    ``ContrastError`` past the model's context, naming the text as ``what #n``."""
+    tok = lm.tokenizer
+    ids = [tok(t, add_special_tokens=add_special_tokens(tok, t))["input_ids"] for t in texts]
     check_context(lm, [len(i) for i in ids], what)
     return ids
 
@@ -165,14 +192,26 @@ def pad_right(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
+def pad_left(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), each (rows, longest), padded on the left (for generation)."""
+    width = max(map(len, seqs))
+    ids = torch.tensor([[pad] * (width - len(s)) + list(s) for s in seqs])
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
+    return ids, mask
+
+
+# Readers run inside layer hooks: with a device map each layer may sit on its own device,
+# so every index tensor is moved to the hidden state's device first.
+
 def _last(hidden, lengths, starts):
     rows = torch.arange(hidden.shape[0], device=hidden.device)
-    return hidden[rows, lengths - 1]  # (batch, d)
+    return hidden[rows, lengths.to(hidden.device) - 1]  # (batch, d)
 
 
 def _mean(hidden, lengths, starts):
     # Mean over positions [start, length): the first token is an attention sink whose
     # norm is 50-200x the others, so it is always left out (start >= 1).
+    lengths, starts = lengths.to(hidden.device), starts.to(hidden.device)
     pos = torch.arange(hidden.shape[1], device=hidden.device)[None, :]
     mask = ((pos >= starts[:, None]) & (pos < lengths[:, None])).to(hidden.dtype)
     mask[mask.sum(1) == 0, 0] = 1  # a one-token text: fall back to its only token
@@ -180,6 +219,7 @@ def _mean(hidden, lengths, starts):
 
 
 def _token_norms(hidden, lengths, starts):
+    lengths = lengths.to(hidden.device)
     pos = torch.arange(hidden.shape[1], device=hidden.device)[None, :]
     norms = hidden.float().norm(dim=-1)  # (batch, seq)
     return norms.masked_fill((pos < 1) | (pos >= lengths[:, None]), float("nan"))
@@ -236,11 +276,11 @@ def typical_norms(lm, texts: Sequence[str] = NORM_TEXTS) -> torch.Tensor:
     vector competes with the whole residual, those channels included, and the median
     over tokens already keeps a rare extreme token from setting the scale.
     """
-    with lm.lock, torch.inference_mode():
+    with lm.lock, torch.inference_mode(), out_of_memory("measuring residual norms", "use a smaller model."):
         batch = encode(lm, texts)
         lengths = batch["attention_mask"].sum(1)
         per_layer: list = [None] * lm.n_layers
         with _capture(lm.layers, _token_norms, lengths, lengths, per_layer):
             lm.model(**batch, use_cache=False, logits_to_keep=1)
         FORWARD_PASSES[lm.name] += 1
-    return torch.stack([p.flatten().nanmedian() for p in per_layer]).float().cpu()
+    return torch.stack([p.flatten().nanmedian().float().cpu() for p in per_layer])

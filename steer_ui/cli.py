@@ -80,8 +80,8 @@ def cmd_transfer(args) -> None:
     slm = load_model(_spec(args, args.to))
     transfer.check_transferable(v, llm, slm)
     source = v.provenance.get("source", "")
-    preset = source.removeprefix("preset:") if source.startswith("preset:") else None
-    pairs = paired.collect(llm, slm, args.sources.split(","), preset, args.neutral)
+    preset = contrast.preset_ref(source)
+    pairs = paired.collect(llm, slm, args.sources.split(","), contrast.concept_name(source), args.neutral)
     out, maps, _ = transfer.transfer(v, llm, slm, pairs, args.map, args.layers)
     native = extract_concept(slm, contrast.from_preset(preset, v.provenance.get("pairs"))) if preset else None
     report = diagnostics.diagnose(out, maps, native.vector if native else None,
@@ -96,7 +96,7 @@ def cmd_transfer(args) -> None:
 
 
 def cmd_experiment(args) -> None:
-    from . import experiment, report
+    from . import contrast, experiment, report
     from .contrast import from_source
     from .evaluation import load_items
     from .fluency import heldout_texts
@@ -122,7 +122,9 @@ def cmd_experiment(args) -> None:
     else:
         from .textscore import scorer_for
 
-        preset = cs.source.removeprefix("preset:")
+        preset = contrast.preset_ref(cs.source)
+        if preset is None:
+            raise SteerError("The generation task scores text with a preset's scorer: give --pairs a preset.")
         prompts = [t for t in open(args.data, encoding="utf-8").read().splitlines() if t.strip()]
         result = experiment.run_generation(arms, scorer_for(preset), prompts[: args.limit_items], grid,
                                            args.max_new_tokens, args.seed, fluency)
@@ -139,13 +141,21 @@ def cmd_experiment(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from .formats import export_gguf, load_vector
+    from .formats import export_gguf, gguf_layers, layer0_note, load_vector
 
     v = load_vector(args.vector)
     hint = args.model_hint or v.provenance.get("family") or v.model
-    export_gguf(v, args.gguf, hint)
-    print(f"wrote {args.gguf}: {v.n_layers} layers x {v.hidden_size} (llama.cpp --control-vector, "
-          f"model hint {hint!r}; direction.N is our layer N-1)")
+    layers = _parse_layers(args.layer) if args.layer else None
+    export_gguf(v, args.gguf, hint, layers)
+    written = gguf_layers(v, layers)
+    print(f"wrote {args.gguf}: layers {_span(written)} x {v.hidden_size} (llama.cpp --control-vector, "
+          f"model hint {hint!r}; direction.N is our layer N, added to that layer's output)")
+    if note := layer0_note(v, layers):
+        print(f"note: {note}")
+
+
+def _span(layers: list[int]) -> str:
+    return str(layers[0]) if len(layers) == 1 else f"{layers[0]}..{layers[-1]} ({len(layers)} layers)"
 
 
 def cmd_import(args) -> None:
@@ -155,8 +165,9 @@ def cmd_import(args) -> None:
     lm = load_model(_spec(args, args.model))
     v = import_gguf(args.gguf, lm.name, lm.n_layers, lm.hidden_size)
     save_vector(v, args.out, lm.family)
-    layers = [i for i in range(v.n_layers) if v.directions[i].abs().sum() > 0]
-    print(f"imported {args.gguf} for {lm.name}: layers {layers[0]}..{layers[-1]} ({len(layers)} set); wrote {args.out}")
+    layers = v.provenance["gguf_layers"]
+    print(f"imported {args.gguf} for {lm.name}: layers {_span(layers)}, default layer {v.default_layer}; "
+          f"wrote {args.out}")
 
 
 def _parse_layers(text: str) -> list[int]:
@@ -239,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vector", required=True)
     p.add_argument("--gguf", required=True)
     p.add_argument("--model-hint", help="controlvector.model_hint (default: the model family)")
+    p.add_argument("--layer", help="only these layers: 15, a range 10-14 or a list 8,12 (default: all from 1)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="llama.cpp/repeng GGUF control vector -> vector file")

@@ -95,23 +95,76 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS.glob("*.json"))
 
 
-def load_preset(name: str) -> dict:
-    """The raw preset dict (personas, template, scenarios, example texts)."""
-    path = PRESETS / f"{name}.json"
-    if not path.is_file():
-        raise ContrastError(f"Unknown preset {name!r}. Presets: {', '.join(preset_names())}.")
-    return json.loads(path.read_text(encoding="utf-8"))
+PRESET_KEYS = ("positive_persona", "negative_persona", "template", "scenarios")
 
 
-def from_preset(name: str, limit: int | None = None) -> ContrastSet:
-    """Persona pair x scenarios, the way representation-engineering work builds them."""
-    p = load_preset(name)
+def load_preset(ref: str) -> dict:
+    """A preset dict (personas, template, scenarios, example texts) by name, or from a
+    JSON file in the preset format (a copy of one in ``assets/presets``, edited)."""
+    path = PRESETS / f"{ref}.json" if ref in preset_names() else Path(ref)
+    if not path.is_file() or path.suffix != ".json":
+        raise ContrastError(f"Unknown preset {ref!r}. Presets: {', '.join(preset_names())}; "
+                            "or give a .json file in the preset format.")
+    try:
+        data = json.loads(read_text(path, MAX_FILE_BYTES, ContrastError))
+    except json.JSONDecodeError as exc:
+        raise ContrastError(f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}.") from None
+    return check_preset(data, path.name)
+
+
+def check_preset(data, where: str) -> dict:
+    """``data`` if it is a usable preset, else a ``ContrastError`` naming what is missing."""
+    if not isinstance(data, dict):
+        raise ContrastError(f"{where}: a preset is a JSON object, not {type(data).__name__}.")
+    missing = [k for k in PRESET_KEYS if k not in data]
+    if missing:
+        raise ContrastError(f"{where}: a preset needs {', '.join(PRESET_KEYS)}; missing {', '.join(missing)}.")
+    template, scenarios = data["template"], data["scenarios"]
+    if not isinstance(template, str) or "{persona}" not in template or "{scenario}" not in template:
+        raise ContrastError(f"{where}: the template must be a text with {{persona}} and {{scenario}} in it.")
+    if not isinstance(scenarios, list) or len(scenarios) < 2 or not all(isinstance(x, str) and x.strip()
+                                                                        for x in scenarios):
+        raise ContrastError(f"{where}: scenarios must be a list of at least 2 non-empty texts.")
+    return data
+
+
+def is_preset_file(path: Path) -> bool:
+    """Whether ``path`` is a JSON object with the preset keys (rather than two lists or A/B items)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and any(k in data for k in PRESET_KEYS)
+
+
+def from_preset(ref: str, limit: int | None = None) -> ContrastSet:
+    """Persona pair x scenarios, the way representation-engineering work builds them.
+
+    ``ref``: a preset name or a preset-format file. ``source`` is ``preset:<ref>``, which
+    ``load_preset`` reads back (the scorer, the leave-one-out rule).
+    """
+    p = load_preset(ref)
     scenarios = p["scenarios"][:limit] if limit else p["scenarios"]
 
     def side(persona: str) -> tuple[Prompt, ...]:
         return tuple(Prompt(p["template"].format(persona=persona, scenario=s)) for s in scenarios)
 
-    return ContrastSet(name, side(p["positive_persona"]), side(p["negative_persona"]), f"preset:{name}")
+    name = str(p.get("name") or Path(ref).stem)
+    return ContrastSet(name, side(p["positive_persona"]), side(p["negative_persona"]), f"preset:{ref}")
+
+
+def preset_ref(source: str) -> str | None:
+    """The preset (name or file) a contrast set's ``source`` came from, else None."""
+    return source.removeprefix("preset:") if source.startswith("preset:") else None
+
+
+def concept_name(source: str) -> str | None:
+    """The concept a preset-made set stands for (its ``name``): the one a transfer map
+    must not see (leave-one-concept-out), whether the preset is shipped or a user's copy."""
+    ref = preset_ref(source)
+    if ref is None:
+        return None
+    return ref if ref in preset_names() else str(load_preset(ref).get("name") or Path(ref).stem)
 
 
 _OPTION = re.compile(r"^(\s*)\(([A-Z])\)\s?(.*)$", re.M)
@@ -199,12 +252,15 @@ def _caa_view(item: dict) -> dict:
 
 
 def from_source(spec: str, limit: int | None = None) -> ContrastSet:
-    """A preset name, a two-list JSON ``{"positive": [...], "negative": [...]}``, or an A/B file."""
+    """A preset name or preset-format file, a two-list JSON ``{"positive": [...],
+    "negative": [...]}``, or an A/B file."""
     if spec in preset_names():
         return from_preset(spec, limit)
     path = Path(spec)
     if not path.exists():
         raise ContrastError(f"{spec!r} is neither a preset ({', '.join(preset_names())}) nor a file.")
+    if path.suffix == ".json" and is_preset_file(path):
+        return from_preset(spec, limit)
     if path.suffix == ".json" and path.read_text(encoding="utf-8", errors="replace").lstrip().startswith("{"):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -214,7 +270,8 @@ def from_source(spec: str, limit: int | None = None) -> ContrastSet:
         data = None
     if isinstance(data, dict):
         if not {"positive", "negative"} <= set(data):
-            raise ContrastError(f"{path.name}: a two-list file needs the keys 'positive' and 'negative'.")
+            raise ContrastError(f"{path.name}: a two-list file needs the keys 'positive' and 'negative' "
+                                f"(or, for a preset, {', '.join(PRESET_KEYS)}).")
         return from_lists(data["positive"][:limit], data["negative"][:limit], path.stem)
     items = read_items(path)
     return from_ab_items(items[:limit] if limit else items, path.stem)

@@ -4,6 +4,8 @@ The core raises these; the UI turns them into ``gr.Error`` and the CLI prints th
 and exits with status 2. Every message says what is wrong and how to fix it.
 """
 
+from contextlib import contextmanager
+
 
 class SteerError(Exception):
     """Base class: a problem the user can act on (bad input, missing model ...)."""
@@ -35,3 +37,27 @@ class TransferError(SteerError):
 
 class DatasetError(SteerError):
     """An evaluation dataset is malformed or too small."""
+
+
+class ResourceError(SteerError):
+    """The machine ran out of memory for what was asked."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's GPU/MPS out-of-memory errors and a CPU allocator failure."""
+    import torch
+
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+
+
+@contextmanager
+def out_of_memory(action: str, fix: str):
+    """Turn an out-of-memory error raised inside the block into a ``ResourceError``
+    that says what ran out (``action``) and what to try (``fix``)."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise ResourceError(f"Out of memory while {action}: {fix}") from exc

@@ -20,7 +20,7 @@ from scipy.stats import bootstrap
 
 from .activations import pad_right, shared_prefix, token_ids
 from .contrast import read_text, swap_options
-from .errors import ContrastError, DatasetError
+from .errors import ContrastError, DatasetError, out_of_memory
 from .steering import check_intensities, steer
 
 MAX_DATASET_BYTES = 20 * 2**20
@@ -111,8 +111,9 @@ def choice_logprobs(lm, items: Sequence[Item], vector=None, intensities: Sequenc
     """
     values = check_intensities(intensities)
     out = np.full((len(items), len(values), max(len(it.choices) for it in items)), -np.inf)
-    for i, it in enumerate(items):
-        out[i, :, : len(it.choices)] = _score_item(lm, it, vector, values, layer, mode)
+    with out_of_memory("scoring answers", "use fewer intensities or shorter items."):
+        for i, it in enumerate(items):
+            out[i, :, : len(it.choices)] = _score_item(lm, it, vector, values, layer, mode)
     return out
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import evaluation as ev
+from .contrast import concept_name
 from .errors import DatasetError
 from .fluency import perplexity
 from .vectors import ConceptVector
@@ -182,15 +183,17 @@ def build_arms(llm, slm, cs, maps: list[str], sources: list[str], n_neutral: int
     source = extract_concept(llm, cs, progress=progress)
     layer = native.vector.default_layer if slm_layer is None else slm_layer
     arms = [Arm("baseline", slm, None, None), Arm("native", slm, native.vector, layer)]
-    leave_out = cs.source.removeprefix("preset:") if cs.source.startswith("preset:") else None
-    pairs = paired.collect(llm, slm, sources, leave_out, n_neutral, progress=progress) if maps else None
+    pairs = paired.collect(llm, slm, sources, concept_name(cs.source), n_neutral, progress=progress) \
+        if maps else None
     diag = {}
     for m in maps:
         vec, layer_maps, _ = transfer.transfer(source.vector, llm, slm, pairs, m, "depth")
         rep = diagnostics.diagnose(vec, layer_maps, native.vector, native.pos.numpy(), native.neg.numpy())
         diag[f"transferred:{m}"] = {**rep.summary(), "cos_native_by_layer": rep.cos_native,
                                     "r2_by_layer": rep.r2}
-        arms.append(Arm(f"transferred:{m}", slm, vec, layer))
+        # Its own layer (where the map carried the LLM's best layer): choosing it by the
+        # native vector's separability would leak SLM-native knowledge into the transfer arm.
+        arms.append(Arm(f"transferred:{m}", slm, vec, vec.default_layer if slm_layer is None else slm_layer))
     arms.append(Arm("random", slm, random_like(native.vector, seed=0), layer))
     if with_llm:
         arms.append(Arm("llm", llm, source.vector, source.vector.default_layer))

@@ -13,6 +13,7 @@ import torch
 
 from .activations import encode
 from .config import ASSETS
+from .errors import out_of_memory
 from .steering import steer
 
 # A perplexity this many times the unsteered one is flagged as broken fluency.
@@ -31,7 +32,8 @@ def perplexity(lm, texts: Sequence[str], vector=None, intensity: float = 0.0, la
     total, count = 0.0, 0
     for b in range(0, len(texts), batch_size):
         batch = encode(lm, list(texts[b: b + batch_size]))
-        with steer(lm, vector, intensity, layer, mode), torch.inference_mode():
+        with steer(lm, vector, intensity, layer, mode), torch.inference_mode(), \
+                out_of_memory("measuring perplexity", "use fewer or shorter texts."):
             logits = lm.model(**batch, use_cache=False).logits.float()
         logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
         mask = batch["attention_mask"][:, 1:].bool()

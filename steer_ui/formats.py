@@ -2,8 +2,10 @@
 
 safetensors never executes anything it reads (unlike pickle), which is why it is the
 only format we load from users besides GGUF. Layer numbering: ours is 0-based over
-decoder layers; a GGUF control vector's ``direction.N`` is 1-based (llama.cpp adds
-``direction.N`` to the output of its layer N-1), so our layer i is ``direction.{i+1}``.
+decoder layers, and so is a GGUF control vector's: llama.cpp (``common_control_vector_load_one``
+and ``llama_adapter_cvec``) adds ``direction.N`` to the output of its 0-based layer N, the
+layer repeng hooks as ``model.layers[N]``, and it never steers layer 0. So our layer i is
+``direction.{i}``, and a vector with a non-zero layer 0 cannot be applied by llama.cpp.
 """
 
 from __future__ import annotations
@@ -77,17 +79,50 @@ def _check_shape(d: torch.Tensor, name: str, layers: int | None, hidden: int | N
         raise VectorError(f"{name} has {d.shape[0]} layers but the model has {layers}.")
 
 
-def export_gguf(v: ConceptVector, path: str | Path, model_hint: str) -> Path:
-    """Write a llama.cpp control vector (``--control-vector``): one tensor per layer."""
+def gguf_layers(v: ConceptVector, layers: list[int] | None = None) -> list[int]:
+    """The layers a GGUF control vector of ``v`` carries: ``layers``, or every non-zero
+    layer from 1 on. ``VectorError`` for layer 0 (llama.cpp never steers it) or nothing left."""
+    if layers is None:
+        chosen = [i for i in range(1, v.n_layers) if bool(v.directions[i].abs().sum() > 0)]
+    else:
+        chosen = sorted(set(layers))
+        bad = [i for i in chosen if not 0 < i < v.n_layers]
+        if 0 in bad:
+            raise VectorError("llama.cpp cannot apply a control vector to layer 0 (its control vectors "
+                              "start at layer 1): pick layers 1 and up.")
+        if bad:
+            raise VectorError(f"Layer {bad[0]} is out of range: {v.name!r} has layers 0..{v.n_layers - 1}.")
+    if not chosen:
+        raise VectorError(f"Vector {v.name!r} is zero at every layer from 1 on: llama.cpp would have "
+                          "nothing to apply (it never steers layer 0).")
+    return chosen
+
+
+def layer0_note(v: ConceptVector, layers: list[int] | None = None) -> str | None:
+    """What an export leaves out that the user should know: a non-zero layer 0."""
+    if layers is None and v.n_layers and bool(v.directions[0].abs().sum() > 0):
+        return "layer 0 is left out of the GGUF: llama.cpp never steers layer 0."
+    return None
+
+
+def export_gguf(v: ConceptVector, path: str | Path, model_hint: str, layers: list[int] | None = None) -> Path:
+    """Write a llama.cpp control vector (``--control-vector``): ``direction.i`` is our layer i.
+
+    ``layers``: which layers to write (default: every non-zero layer from 1 on). llama.cpp
+    applies every layer in the file at once, so a one-layer file steers like steer-ui
+    does at that layer (``raw`` mode, strength 1). Layer 0 is never written: llama.cpp
+    cannot apply it (``layer0_note`` says so when it is dropped).
+    """
     import gguf
 
+    chosen = gguf_layers(v, layers)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), "controlvector")
     writer.add_string("controlvector.model_hint", model_hint)
-    writer.add_uint32("controlvector.layer_count", v.n_layers)
-    for i in range(v.n_layers):
-        writer.add_tensor(f"direction.{i + 1}", v.directions[i].float().numpy().astype(np.float32))
+    writer.add_uint32("controlvector.layer_count", len(chosen))
+    for i in chosen:
+        writer.add_tensor(f"direction.{i}", v.directions[i].float().numpy().astype(np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -107,22 +142,30 @@ def import_gguf(path: str | Path, model: str, n_layers: int, hidden: int) -> Con
     except Exception as exc:  # gguf raises bare ValueError/struct errors on junk
         raise VectorError(f"{path.name} is not a readable GGUF file ({exc}).") from None
     dirs = torch.zeros(n_layers, hidden)
-    found = 0
+    found: list[int] = []
     for t in reader.tensors:
         if not t.name.startswith("direction."):
             continue
-        layer = int(t.name.split(".", 1)[1]) - 1
+        try:
+            layer = int(t.name.split(".", 1)[1])
+        except ValueError:
+            raise VectorError(f"{path.name}: tensor {t.name!r} does not name a layer (direction.N).") from None
         data = torch.from_numpy(np.array(t.data, dtype=np.float32).reshape(-1))
         if data.numel() != hidden:
             raise VectorError(f"{path.name}: {t.name} has {data.numel()} values but the model's "
                               f"hidden size is {hidden}: it was made for another model.")
-        if not 0 <= layer < n_layers:
-            raise VectorError(f"{path.name}: {t.name} is beyond this model's {n_layers} layers.")
+        if layer == 0:
+            raise VectorError(f"{path.name}: {t.name} would steer layer 0, which llama.cpp never "
+                              "applies; this is not a llama.cpp control vector.")
+        if not 0 < layer < n_layers:
+            raise VectorError(f"{path.name}: {t.name} is beyond this model's layers 1..{n_layers - 1}.")
         dirs[layer] = data
-        found += 1
+        found.append(layer)
     if not found:
         raise VectorError(f"{path.name} holds no direction.N tensors: not a control vector.")
     field = reader.fields.get("controlvector.model_hint")
     hint = bytes(field.parts[field.data[0]]).decode() if field else ""
+    found.sort()
     return ConceptVector(directions=dirs, model=model, method="gguf-import", name=path.stem,
-                         provenance={"gguf": path.name, "model_hint": hint})
+                         default_layer=found[len(found) // 2],  # the one layer, or the middle one set
+                         provenance={"gguf": path.name, "model_hint": hint, "gguf_layers": found})

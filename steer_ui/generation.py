@@ -9,16 +9,18 @@ and its hooks come off in ``steer``'s ``finally``.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import (LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList,
+                          TemperatureLogitsWarper, TopPLogitsWarper)
 
 from .activations import encode
-from .errors import SteerError
+from .errors import ResourceError, SteerError, is_out_of_memory
 from .steering import check_intensities, steer
 from .vectors import ConceptVector
 
@@ -34,12 +36,43 @@ class Sampling:
     top_p: float = 1.0
     seed: int = 0
 
-    def kwargs(self) -> dict:
-        if self.max_new_tokens < 1 or self.max_new_tokens > 4096:
+    def check(self) -> None:
+        if not 1 <= self.max_new_tokens <= 4096:
             raise SteerError(f"max new tokens must be 1..4096, not {self.max_new_tokens}.")
+        if not (math.isfinite(self.temperature) and 0 <= self.temperature <= 10):
+            raise SteerError(f"temperature must be 0 (greedy) to 10, not {self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            raise SteerError(f"top-p must be in (0, 1], not {self.top_p}.")
+
+    def processors(self, rows: int) -> LogitsProcessorList:
+        """What ``generate`` runs in greedy mode: nothing, or a seeded sampler per row."""
+        self.check()
         if self.temperature <= 0:
-            return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": None}
+            return LogitsProcessorList()
+        return LogitsProcessorList([SeededSampler(self.temperature, self.top_p, [self.seed] * rows)])
+
+
+class SeededSampler(LogitsProcessor):
+    """Samples each row's next token with that row's own ``torch.Generator`` and leaves
+    only that token possible, so ``generate`` in greedy mode emits it.
+
+    transformers samples from the process-wide RNG; two users sampling at once would
+    draw from each other's stream. A generator per row keeps each row reproducible
+    from its seed alone, whatever else runs.
+    """
+
+    def __init__(self, temperature: float, top_p: float, seeds: list[int]):
+        self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)]
+                                           + ([TopPLogitsWarper(top_p)] if top_p < 1 else []))
+        self.seeds, self.generators = seeds, None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.generators is None:  # on the device the scores live on
+            self.generators = [torch.Generator(scores.device).manual_seed(s) for s in self.seeds]
+        probs = self.warpers(input_ids, scores.float()).softmax(-1)  # (rows, vocab)
+        picks = [torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)]
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, torch.stack(picks), 0.0)
 
 
 class _Stream(StoppingCriteria):
@@ -59,7 +92,7 @@ def stream(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[
            stop: threading.Event | None = None, chat: bool = True) -> Iterator[list[str]]:
     """Yield the texts of all rows (one per intensity) each time a token is added."""
     values = check_intensities(intensities)
-    gen_kwargs = sampling.kwargs()
+    sampling.check()
     stop = stop or threading.Event()
     text = lm.chat(prompt) if chat else prompt
     out: queue.Queue = queue.Queue()
@@ -70,13 +103,13 @@ def stream(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[
             with lm.lock:
                 batch = encode(lm, [text] * len(values), padding_side="left")
                 prompt_len = batch["input_ids"].shape[1]
-                torch.manual_seed(sampling.seed)
                 with steer(lm, vector, values, layers, mode, positions, prompt_len), torch.inference_mode():
                     lm.model.generate(
                         **batch, max_new_tokens=sampling.max_new_tokens,
                         pad_token_id=lm.tokenizer.pad_token_id,
                         stopping_criteria=StoppingCriteriaList([_Stream(out, stop, prompt_len)]),
-                        **gen_kwargs,
+                        logits_processor=sampling.processors(len(values)),
+                        do_sample=False, temperature=None, top_p=None, top_k=None,
                     )
         except BaseException as exc:  # handed to the caller's thread below
             errors.append(exc)
@@ -93,8 +126,8 @@ def stream(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[
         worker.join()
     if errors:
         exc = errors[0]
-        if isinstance(exc, torch.OutOfMemoryError):
-            raise SteerError("Out of memory while generating: use fewer tokens or intensities.") from exc
+        if is_out_of_memory(exc):
+            raise ResourceError("Out of memory while generating: use fewer tokens or intensities.") from exc
         raise exc
 
 

@@ -68,7 +68,7 @@ class ModelSpec:
         if len(parts) == 2 and all(parts) and " " not in src:
             return "hub"
         zoo.get(src)  # raises with the list of bundled names
-        raise AssertionError("unreachable")
+        raise ModelError(f"{src!r} is not a bundled model, a file, a folder or a Hub id.")
 
 
 @dataclass

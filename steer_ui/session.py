@@ -54,7 +54,8 @@ class SessionState:
             raise SteerError(f"No {kind!r} vector in this session: run the Transfer tab first.") from None
 
     def vector_kinds(self) -> list[str]:
-        return ["native", "random control", *self.extra]
+        """The SLM vectors this session holds, by the names the UI lists them under."""
+        return (["native", "random control"] if "slm" in self.extractions else []) + list(self.extra)
 
 
 def contrast_from_inputs(source: str, preset: str, pos_text: str, neg_text: str, ab_path: str | None,

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .errors import IntensityError, LayerError, VectorError
+from .errors import IntensityError, LayerError, SteerError, VectorError
 from .vectors import ConceptVector
 
 MODES = ("relative", "raw", "adaptive")
@@ -63,6 +63,7 @@ def make_hook(delta: torch.Tensor, mode: str, start: int):
     offset of the next call in a closure, so one hook must serve one generation.
     """
     state = {"offset": 0}
+    placed: dict = {}  # delta on each (device, dtype) it met: with a device map, layers differ
 
     def hook(module, args, output):
         hidden = output[0] if isinstance(output, tuple) else output  # (batch, seq, d)
@@ -71,7 +72,10 @@ def make_hook(delta: torch.Tensor, mode: str, start: int):
         state["offset"] += seq
         if first >= seq:
             return None
-        add = delta.to(hidden.dtype)[:, None, :]  # (rows, 1, d)
+        key = (hidden.device, hidden.dtype)
+        if key not in placed:
+            placed[key] = delta.to(device=hidden.device, dtype=hidden.dtype)[:, None, :]  # (rows, 1, d)
+        add = placed[key]
         if mode == "adaptive":
             add = add * hidden[:, first:].float().norm(dim=-1, keepdim=True).to(hidden.dtype)
         if first == 0:
@@ -91,7 +95,7 @@ def make_fanout_hook(delta: torch.Tensor, mode: str):
     def hook(module, args, output):
         hidden = output[0] if isinstance(output, tuple) else output  # (1, seq, d)
         if hidden.shape[0] != 1:
-            raise ValueError(f"fan_out steering needs a one-row batch, got {hidden.shape[0]} rows.")
+            raise SteerError(f"fan_out steering needs a one-row batch, got {hidden.shape[0]} rows.")
         wide = hidden.expand(delta.shape[0], -1, -1)  # (rows, seq, d)
         return inner(module, args, (wide, *output[1:]) if isinstance(output, tuple) else wide)
 

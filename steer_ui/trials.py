@@ -9,9 +9,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from . import plots
+from .contrast import concept_name, preset_ref
 from .errors import SteerError
 from .session import SessionState, parse_intensities
-from .vectors import random_like
 from .workbench import Workbench
 
 
@@ -27,8 +27,7 @@ def transfer_concept(wb: Workbench, state: SessionState, method: str, matching: 
         raise SteerError("Extract a concept in the LLM first (Concept tab), then transfer it.")
     llm, slm = wb.get("llm"), wb.get("slm")
     source = state.extractions["llm"]
-    leave_out = source.contrast.source.removeprefix("preset:") if source.contrast.source.startswith("preset:") else None
-    pairs = paired.collect(llm, slm, sources, leave_out, n_neutral, progress=progress)
+    pairs = paired.collect(llm, slm, sources, concept_name(source.contrast.source), n_neutral, progress=progress)
     vector, maps, cka = transfer.transfer(source.vector, llm, slm, pairs, method, matching)
     native = state.extractions.get("slm")
     report = diagnostics.diagnose(vector, maps, native.vector if native else None,
@@ -69,51 +68,64 @@ TASK_FILES = {"sentiment (ours, A/B)": "tasks/sentiment_ab.jsonl", "true/false (
               "neutral prompts (generation)": "neutral_prompts.txt"}
 
 
-def evaluate(wb: Workbench, state: SessionState, dataset: str, upload: str | None, task: str, maps: list[str],
+def session_arms(wb: Workbench, state: SessionState, kinds: list[str]) -> list:
+    """The arms of an evaluation: baseline plus each chosen vector the session holds,
+    exactly as it was made, steered at its own default layer (a transferred vector at
+    the layer its map carried the LLM's best layer to, never the native vector's)."""
+    from .experiment import Arm
+
+    slm = wb.get("slm")
+    if not kinds:
+        raise SteerError("Pick at least one vector to evaluate (the Arms list: native, transferred, "
+                         "uploaded, random control).")
+    known = state.vector_kinds()
+    arms = [Arm("baseline", slm, None, None)]
+    for kind in kinds:
+        if kind not in known:
+            raise SteerError(f"This session holds no {kind!r} vector any more: pick among {', '.join(known)}.")
+        v = state.vector("slm", kind)
+        layer = v.default_layer if v.default_layer is not None else slm.n_layers // 2
+        arms.append(Arm(kind, slm, v, layer))
+    return arms
+
+
+def evaluate(wb: Workbench, state: SessionState, dataset: str, upload: str | None, task: str, kinds: list[str],
              scaling: str, intensities: str, limit: int, progress=None) -> tuple[str, go.Figure, go.Figure]:
-    """Run the experiment on the session's concept; returns a table and two plots."""
+    """Run the experiment on the session's own vectors; returns a table and two plots."""
     from . import evaluation, experiment, fluency, report
     from .config import ASSETS
 
-    if "slm" not in state.extractions:
-        raise SteerError("Extract a concept first (Concept tab): the arms steer with it.")
-    cs = state.extractions["slm"].contrast
     grid = parse_intensities(intensities, limit=12)
     path = upload or str(ASSETS / TASK_FILES.get(dataset, dataset))
-    llm = wb.get("llm") if maps else None
-    arms, _ = experiment.build_arms(llm, wb.get("slm"), cs, maps, ["concept", "neutral"], 200,
-                                    progress=progress) if maps else _native_arms(wb, state)
+    arms = session_arms(wb, state, kinds)
     texts = fluency.heldout_texts(16)
     if task == "generation":
         from .textscore import scorer_for
 
-        if not cs.source.startswith("preset:"):
-            raise SteerError("The generation task scores text with the preset's scorer: extract from a preset.")
+        ex = state.extractions.get("slm")
+        preset = preset_ref(ex.contrast.source) if ex else None
+        if preset is None:
+            raise SteerError("The generation task scores text with a preset's scorer: extract the concept "
+                             "from a preset (Concept tab), or use the A/B task.")
         prompts = [t for t in open(path, encoding="utf-8").read().splitlines() if t.strip()][:limit]
-        result = experiment.run_generation(arms, scorer_for(cs.source[7:]), prompts, grid, 24, 0, texts, progress)
+        result = experiment.run_generation(arms, scorer_for(preset), prompts, grid, 24, 0, texts, progress)
         metrics = ("efficacy", "perplexity")
     else:
         items = evaluation.load_items(path)[:limit]
         result = experiment.run(arms, items, grid, scaling, 0, texts, progress)
         metrics = ("accuracy", "p_match")
+    result["vectors"] = {a.name: a.vector.name for a in arms if a.vector is not None}
     return _results_markdown(result, metrics[0]), *[report.curves_figure(result, m, f"{m} (test split)")
                                                     for m in metrics]
-
-
-def _native_arms(wb: Workbench, state: SessionState):
-    from .experiment import Arm
-
-    slm, v = wb.get("slm"), state.extractions["slm"].vector
-    return [Arm("baseline", slm, None, None), Arm("native", slm, v, v.default_layer),
-            Arm("random", slm, random_like(v, 0), v.default_layer)], {}
 
 
 def _results_markdown(result: dict, key: str) -> str:
     from .fluency import fluency_warning
 
     rows = [f"test n={result['n_test']}, dev n={result['n_dev']}", "",
-            f"| arm | intensity | {key} | 95% CI | delta vs baseline | delta CI | perplexity |",
-            "|---|---|---|---|---|---|---|"]
+            f"| arm | vector | layer | intensity | {key} | 95% CI | delta vs baseline | delta CI | perplexity |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    vectors = result.get("vectors", {})
     base_ppl = result["arms"].get("baseline", {}).get("perplexity")
     warnings = []
     for name, arm in result["arms"].items():
@@ -121,7 +133,8 @@ def _results_markdown(result: dict, key: str) -> str:
         x = "per item" if isinstance(x, dict) else x
         ppl = arm.get("perplexity")
         delta = t.get("delta_vs_baseline")
-        rows.append(f"| {name} | {x} | {t[key]:.3f} | {_fmt(t.get(key + '_ci'))} | "
+        layer = "-" if arm.get("layer") is None else arm["layer"]
+        rows.append(f"| {name} | {vectors.get(name, '-')} | {layer} | {x} | {t[key]:.3f} | {_fmt(t.get(key + '_ci'))} | "
                     f"{'-' if delta is None else f'{delta:+.3f}'} | {_fmt(t.get('delta_ci'))} | "
                     f"{'-' if ppl is None else f'{ppl:.1f}'} |")
         if ppl and base_ppl and (w := fluency_warning(ppl, base_ppl)):

@@ -49,6 +49,12 @@ def _slider_for(wb: Workbench, role: str, value=None):
     return gr.update(maximum=max(n - 1, 1), value=min(value if value is not None else n // 2, n - 1))
 
 
+def _arms_update(st: SessionState):
+    """The Evaluate tab's arm choices: every SLM vector the session holds, all ticked."""
+    kinds = st.vector_kinds()
+    return gr.update(choices=kinds, value=kinds)
+
+
 def _sampling(max_new, temperature, top_p, seed) -> Sampling:
     return Sampling(int(max_new), float(temperature), float(top_p), int(seed))
 
@@ -152,16 +158,17 @@ def build(wb: Workbench) -> gr.Blocks:
                 sweep_out = gr.Dataframe(headers=["intensity", "text"], wrap=True)
 
         with gr.Tab("Evaluate"):
-            gr.Markdown("Arms (baseline, native, transferred, random) on a dataset: intensity chosen on the "
-                        "dev half, reported on the test half with 95% bootstrap CIs. Uses the concept from "
-                        "the Concept tab.")
+            gr.Markdown("Arms (baseline and the SLM vectors this session holds: native as extracted, "
+                        "transferred with their own map and layer, uploaded, random control) on a dataset: "
+                        "intensity chosen on the dev half, reported on the test half with 95% bootstrap CIs.")
             with gr.Row():
                 dataset = gr.Dropdown(list(trials.TASK_FILES), value="sentiment (ours, A/B)", label="Dataset")
                 upload = gr.File(label="or upload (CAA or {prompt, choices, answer} JSON/JSONL)",
                                  file_types=[".json", ".jsonl"], type="filepath")
                 task = gr.Radio(["ab", "generation"], value="ab", label="Task")
             with gr.Row():
-                eval_maps = gr.CheckboxGroup(["ridge", "procrustes"], value=["ridge"], label="Transfer maps (arms)")
+                eval_arms = gr.CheckboxGroup(["native", "random control"], value=["native", "random control"],
+                                             label="Arms: this session's SLM vectors (each at its own layer)")
                 scaling = gr.Radio(["dev-sweep", "per-example", "adaptive"], value="dev-sweep",
                                    label="Intensity scaling")
                 grid = gr.Textbox(value="-1, -0.5, -0.25, 0, 0.25, 0.5, 1", label="Intensities")
@@ -192,7 +199,8 @@ def build(wb: Workbench) -> gr.Blocks:
                                         progress=lambda f, m: progress(f, desc=m))
             layers = {r: st.extractions[r].vector.default_layer for r in st.extractions}
             return (st, text, *[_slider_for(wb, r, layers.get(r)) for r in ROLES],
-                    *[session.pca_figure(st, r, layers.get(r)) for r in ROLES], session.profile_figure(st))
+                    *[session.pca_figure(st, r, layers.get(r)) for r in ROLES], session.profile_figure(st),
+                    _arms_update(st))
 
         def do_rescore(st, method_v):
             if not st.extractions:
@@ -222,16 +230,16 @@ def build(wb: Workbench) -> gr.Blocks:
                                                       int(n_v), progress=lambda f, m: progress(f, desc=m))
             kinds = st.vector_kinds()
             return (st, text, fig, cka, session.pca_figure(st, "slm", int(slm_layer)),
-                    gr.update(choices=kinds, value=kinds[-1]))
+                    gr.update(choices=kinds, value=kinds[-1]), _arms_update(st))
 
         def do_compare(st, prompt_v, x, mode_v, slm_layer, max_new_v, temperature_v, top_p_v, seed_v):
             stop = st.new_stop()
             yield from session.compare_vectors(wb, st, prompt_v, x, int(slm_layer), mode_v,
                                                _sampling(max_new_v, temperature_v, top_p_v, seed_v), stop)
 
-        def do_evaluate(st, dataset_v, upload_v, task_v, maps_v, scaling_v, grid_v, limit_v,
+        def do_evaluate(st, dataset_v, upload_v, task_v, arms_v, scaling_v, grid_v, limit_v,
                         progress=gr.Progress()):
-            return trials.evaluate(wb, st, dataset_v, upload_v, task_v, list(maps_v or []), scaling_v, grid_v,
+            return trials.evaluate(wb, st, dataset_v, upload_v, task_v, list(arms_v or []), scaling_v, grid_v,
                                     int(limit_v or 60), progress=lambda f, m: progress(f, desc=m))
 
         def do_save(st, role_v, kind_v, request: gr.Request):
@@ -241,7 +249,7 @@ def build(wb: Workbench) -> gr.Blocks:
 
         def do_upload(st, path):
             added = session.upload_vector(wb, st, path)
-            return st, gr.update(choices=st.vector_kinds(), value=added)
+            return st, gr.update(choices=st.vector_kinds(), value=added), _arms_update(st)
 
         def do_stop(st):
             st.stop_all()
@@ -258,17 +266,17 @@ def build(wb: Workbench) -> gr.Blocks:
                                   [state, sliders[role]], pcas[role], api_name=f"view_{role}")
         extract_btn.click(_guard(do_extract), [state, source, preset, limit, method, position, pos_text,
                                                neg_text, ab_file],
-                          [state, summary, sliders["llm"], sliders["slm"], pcas["llm"], pcas["slm"], profile],
-                          api_name="extract")
+                          [state, summary, sliders["llm"], sliders["slm"], pcas["llm"], pcas["slm"], profile,
+                           eval_arms], api_name="extract")
         method.change(_guard(do_rescore), [state, method], [state, summary, pcas["llm"], pcas["slm"], profile],
                       api_name="rescore")
         transfer_btn.click(_guard(do_transfer), [state, map_kind, matching, map_sources, n_neutral, sliders["slm"]],
-                           [state, transfer_md, transfer_plot, cka_plot, slm_pca_transfer, kind],
+                           [state, transfer_md, transfer_plot, cka_plot, slm_pca_transfer, kind, eval_arms],
                            api_name="transfer")
-        eval_btn.click(_guard(do_evaluate), [state, dataset, upload, task, eval_maps, scaling, grid, eval_limit],
+        eval_btn.click(_guard(do_evaluate), [state, dataset, upload, task, eval_arms, scaling, grid, eval_limit],
                        [eval_md, eval_plot1, eval_plot2], api_name="evaluate")
         save_btn.click(_guard(do_save), [state, save_role, kind], files_out, api_name="save_vector")
-        upload_in.upload(_guard(do_upload), [state, upload_in], [state, kind], api_name="upload_vector")
+        upload_in.upload(_guard(do_upload), [state, upload_in], [state, kind, eval_arms], api_name="upload_vector")
         steer_in = [state, prompt, target, kind, intensity, mode, positions, sliders["llm"], sliders["slm"],
                     *sampling_in]
         release_event = intensity.release(_guard(do_steer), steer_in, outs, api_name=False)

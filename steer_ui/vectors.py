@@ -27,7 +27,7 @@ from .errors import ContrastError, VectorError
 METHODS = ("mean-diff", "pca", "probe")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors have no single truth value: compare with torch.equal
 class ConceptVector:
     """Per-layer directions of one concept in one model. Immutable: ops return new ones."""
 

@@ -40,7 +40,7 @@ def extract_concept(lm: LoadedModel, cs: ContrastSet, method: str = "mean-diff",
     """Record ``cs`` in ``lm`` (cached) and extract a vector with ``method``."""
     start, passes = time.perf_counter(), activations.FORWARD_PASSES[lm.name]
     pos_texts, neg_texts = cs.texts(lm)
-    starts = _answer_starts(lm, cs) if position == "mean" else None
+    starts = mean_starts(lm, cs) if position == "mean" else None
     acts = activations.record(lm, pos_texts + neg_texts, position, starts, batch_size, progress)
     pos, neg = acts[: len(cs)], acts[len(cs):]
     vector = extract(pos, neg, lm.name, method, cs.name, cs.digest())
@@ -50,18 +50,31 @@ def extract_concept(lm: LoadedModel, cs: ContrastSet, method: str = "mean-diff",
                       time.perf_counter() - start, activations.FORWARD_PASSES[lm.name] - passes)
 
 
-def _answer_starts(lm: LoadedModel, cs: ContrastSet) -> list[int]:
-    """Token index where each prompt's answer begins (mean over the completion)."""
-    prompts = [lm.chat(p.user) for p in cs.positive + cs.negative]
-    special = not getattr(lm.tokenizer, "chat_template", None)
-    return [len(lm.tokenizer(t, add_special_tokens=special)["input_ids"]) for t in prompts]
+def mean_starts(lm: LoadedModel, cs: ContrastSet) -> list[int]:
+    """Where each prompt's mean pooling window begins: its answer, if it has one (A/B
+    sets average the completion), else its own text after the tokens every prompt of
+    the set shares (the chat template's header), and never the first token."""
+    pos_texts, neg_texts = cs.texts(lm)
+    ids = activations.token_ids(lm, pos_texts + neg_texts)
+    common = max(1, activations.shared_prefix(ids, minimum=1))
+    starts = []
+    for p, own in zip(cs.positive + cs.negative, ids):
+        if p.answer:
+            question = activations.token_ids(lm, [lm.chat(p.user)])[0]
+            starts.append(max(1, min(len(question), len(own) - 1)))
+        else:
+            starts.append(min(common, len(own) - 1))
+    return starts
 
 
 class Workbench:
     """The two models of the session pair. Loading a new one replaces the old only on success."""
 
-    def __init__(self, device: str | None = None, dtype: str | None = None):
-        self.device, self.dtype = device, dtype
+    def __init__(self, device: str | None = None, dtype: str | None = None, device_map: str | None = None,
+                 trust_remote_code: bool = False):
+        # What the app was started with; every later load (the Models tab's too) keeps it.
+        self.defaults = {"device": device, "dtype": dtype, "device_map": device_map,
+                         "trust_remote_code": trust_remote_code}
         self.models: dict[str, LoadedModel] = {}
         self._loading = threading.Lock()
 
@@ -69,8 +82,7 @@ class Workbench:
         """Load ``source`` into ``role``; on failure the previous model stays in place."""
         if role not in ROLES:
             raise ModelError(f"Unknown role {role!r}: use llm or slm.")
-        spec = ModelSpec(source.strip(), device=spec_kw.pop("device", self.device),
-                         dtype=spec_kw.pop("dtype", self.dtype), **spec_kw)
+        spec = ModelSpec(source.strip(), **{**self.defaults, **spec_kw})
         current = self.models.get(role)
         if current is not None and current.spec == spec:
             return current

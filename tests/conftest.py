@@ -7,6 +7,7 @@ import ipaddress
 from contextlib import contextmanager
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,22 +118,34 @@ def tiny():
 
 _REAL: dict = {}
 
+# The dtype real-model tests run in when they don't pin one: STEER_UI_DTYPE, else the
+# machine's default (bf16 on CPUs with native bf16, fp32 elsewhere). Tests that assert
+# exact equality pin float32; `make test` also runs the dtype-sensitive ones in both.
+DTYPES = ("float32", "bfloat16")
 
-def real_model(name: str):
-    """A bundled model, loaded once per test session; skips when not installed."""
+
+def real_model(name: str, dtype: str | None = None):
+    """A bundled model, loaded once per test session and dtype; skips when not installed."""
     from steer_ui import zoo
     from steer_ui.models import ModelSpec, load_model
 
     if not zoo.is_installed(zoo.get(name)):
         pytest.skip(f"{name} is not installed ({zoo.get(name).install_command()})")
-    if name not in _REAL:
-        _REAL[name] = load_model(ModelSpec(name, device="cpu"))
-    return _REAL[name]
+    dtype = dtype or os.environ.get("STEER_UI_DTYPE") or None
+    if (name, dtype) not in _REAL:
+        _REAL[name, dtype] = load_model(ModelSpec(name, device="cpu", dtype=dtype))
+    return _REAL[name, dtype]
 
 
 @pytest.fixture
 def smollm():
     return real_model("smollm2-135m")
+
+
+@pytest.fixture
+def smollm32():
+    """SmolLM2 in float32: for tests that assert exact equality (only fp32 is exact)."""
+    return real_model("smollm2-135m", "float32")
 
 
 @pytest.fixture
@@ -164,3 +177,22 @@ def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m"):
         yield wb, demo, f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+# ---------- llama.cpp, built from the pinned llama-cpp-python sdist by `make test` ----------
+
+LLAMA_CPP = Path(sys.prefix) / "llama.cpp"  # scripts/llamacpp.sh builds into the venv
+
+
+def llama_tool(name: str = "llama-completion") -> Path:
+    """A llama.cpp tool; skips (saying why) only when the build was impossible here."""
+    exe = LLAMA_CPP / "bin" / name
+    if exe.is_file():
+        return exe
+    failed = LLAMA_CPP / "BUILD_FAILED"
+    if failed.is_file():
+        pytest.skip(f"llama.cpp could not be built on this machine: {failed.read_text().strip()}")
+    message = f"{exe} is missing: `make test` builds it (scripts/llamacpp.sh {Path(sys.prefix)})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)

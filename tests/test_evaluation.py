@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import FIXTURES
-from steer_ui.errors import DatasetError, IntensityError
+from steer_ui.errors import DatasetError, IntensityError, SteerError
 from steer_ui.evaluation import Item, Scores, balance_letters, choice_logprobs, ci, load_items, margin
 from steer_ui.vectors import ConceptVector
 
@@ -263,7 +263,7 @@ def test_fan_out_needs_a_one_row_batch(tiny):
     from steer_ui.steering import steer
 
     batch = tiny.tokenizer(["a b", "c d"], return_tensors="pt")
-    with pytest.raises(ValueError, match="one-row batch"), steer(tiny, _vector(tiny), [1.0, 2.0], fan_out=True):
+    with pytest.raises(SteerError, match="one-row batch"), steer(tiny, _vector(tiny), [1.0, 2.0], fan_out=True):
         tiny.model(**batch)
 
 

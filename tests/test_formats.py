@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import gguf
 import numpy as np
@@ -144,30 +145,60 @@ def test_oversized_file(vec, tmp_path, monkeypatch):
         load_vector(path)
 
 
-# ---------- GGUF ----------
+# ---------- GGUF (llama.cpp's convention: direction.N is added to the output of 0-based layer N) ----------
+
+def _no_layer0(v: ConceptVector) -> ConceptVector:
+    d = v.directions.clone()
+    d[0] = 0
+    return replace(v, directions=d)
+
 
 def test_gguf_round_trip(vec, tmp_path):
-    path = export_gguf(vec, tmp_path / "out" / "happy.gguf", model_hint="llama")
+    v = _no_layer0(vec)
+    path = export_gguf(v, tmp_path / "out" / "happy.gguf", model_hint="llama")
     back = import_gguf(path, model="tiny-llama", n_layers=LAYERS, hidden=D)
-    assert torch.equal(back.directions, vec.directions)
+    assert torch.equal(back.directions, v.directions)
     assert back.model == "tiny-llama" and back.name == "happy" and back.method == "gguf-import"
-    assert back.provenance == {"gguf": "happy.gguf", "model_hint": "llama"}
+    assert back.provenance == {"gguf": "happy.gguf", "model_hint": "llama", "gguf_layers": [1, 2, 3]}
+    assert back.default_layer == 2  # the middle of the layers the file sets
 
 
-def test_gguf_layout(vec, tmp_path):
+def test_gguf_layout_is_zero_based_like_llama_cpp(vec, tmp_path):
     path = export_gguf(vec, tmp_path / "happy.gguf", model_hint="qwen2")
     reader = gguf.GGUFReader(str(path))
     names = [t.name for t in reader.tensors]
-    assert names == [f"direction.{i}" for i in range(1, LAYERS + 1)]  # 1-based
+    # our layer i is direction.i; layer 0 is left out: llama.cpp never steers it
+    assert names == [f"direction.{i}" for i in range(1, LAYERS)]
     count = reader.fields["controlvector.layer_count"]
-    assert int(count.parts[count.data[0]][0]) == LAYERS
+    assert int(count.parts[count.data[0]][0]) == LAYERS - 1
     hint = reader.fields["controlvector.model_hint"]
     assert bytes(hint.parts[hint.data[0]]).decode() == "qwen2"
     arch = reader.fields["general.architecture"]
     assert bytes(arch.parts[arch.data[0]]).decode() == "controlvector"
     for t in reader.tensors:
-        i = int(t.name.split(".")[1]) - 1
+        i = int(t.name.split(".")[1])
         assert np.array_equal(np.asarray(t.data, dtype=np.float32).reshape(-1), vec.directions[i].numpy())
+    assert formats.layer0_note(vec) == "layer 0 is left out of the GGUF: llama.cpp never steers layer 0."
+    assert formats.layer0_note(_no_layer0(vec)) is None
+
+
+def test_gguf_one_layer_export(vec, tmp_path):
+    path = export_gguf(vec, tmp_path / "one.gguf", "llama", layers=[2])
+    assert [t.name for t in gguf.GGUFReader(str(path)).tensors] == ["direction.2"]
+    back = import_gguf(path, "tiny-llama", LAYERS, D)
+    assert torch.equal(back.directions[2], vec.directions[2]) and back.directions[[0, 1, 3]].abs().sum() == 0
+    assert back.default_layer == 2
+
+
+def test_gguf_export_refuses_layer_zero_and_empty_vectors(vec, tmp_path):
+    with pytest.raises(VectorError, match="llama.cpp cannot apply a control vector to layer 0"):
+        export_gguf(vec, tmp_path / "a.gguf", "llama", layers=[0, 2])
+    with pytest.raises(VectorError, match="out of range"):
+        export_gguf(vec, tmp_path / "b.gguf", "llama", layers=[LAYERS])
+    only0 = replace(vec, directions=torch.zeros(LAYERS, D).index_fill_(0, torch.tensor([0]), 1.0))
+    with pytest.raises(VectorError, match="zero at every layer from 1 on"):
+        export_gguf(only0, tmp_path / "c.gguf", "llama")
+    assert not list(tmp_path.glob("*.gguf"))
 
 
 def test_gguf_into_other_hidden_size(vec, tmp_path):
@@ -178,31 +209,48 @@ def test_gguf_into_other_hidden_size(vec, tmp_path):
 
 def test_gguf_into_fewer_layers(vec, tmp_path):
     path = export_gguf(vec, tmp_path / "happy.gguf", model_hint="llama")
-    with pytest.raises(VectorError, match=r"direction.4 is beyond this model's 3 layers"):
+    with pytest.raises(VectorError, match=r"direction.3 is beyond this model's layers 1..2"):
         import_gguf(path, model="small", n_layers=3, hidden=D)
 
 
 def test_gguf_into_more_layers_leaves_zeros(vec, tmp_path):
-    path = export_gguf(vec, tmp_path / "happy.gguf", model_hint="llama")
+    v = _no_layer0(vec)
+    path = export_gguf(v, tmp_path / "happy.gguf", model_hint="llama")
     back = import_gguf(path, model="deep", n_layers=6, hidden=D)
-    assert torch.equal(back.directions[:LAYERS], vec.directions)
+    assert torch.equal(back.directions[:LAYERS], v.directions)
     assert torch.equal(back.directions[LAYERS:], torch.zeros(2, D))
 
 
-def test_gguf_sparse_layers(tmp_path):
-    """repeng-style files may skip layers; only the named ones are filled."""
-    path = tmp_path / "sparse.gguf"
+def _write_gguf(path, tensors: dict) -> None:
     writer = gguf.GGUFWriter(str(path), "controlvector")
-    writer.add_uint32("controlvector.layer_count", 2)
-    writer.add_tensor("direction.2", np.full(D, 2.0, dtype=np.float32))
-    writer.add_tensor("direction.4", np.full(D, 4.0, dtype=np.float32))
+    writer.add_uint32("controlvector.layer_count", len(tensors))
+    for name, value in tensors.items():
+        writer.add_tensor(name, value)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    back = import_gguf(path, model="m", n_layers=LAYERS, hidden=D)
-    assert back.directions[:, 0].tolist() == [0.0, 2.0, 0.0, 4.0]
-    assert back.provenance["model_hint"] == ""
+
+
+def test_gguf_sparse_layers(tmp_path):
+    """repeng-style files may skip layers; direction.k fills our layer k, nothing else."""
+    path = tmp_path / "sparse.gguf"
+    _write_gguf(path, {"direction.2": np.full(D, 2.0, dtype=np.float32),
+                       "direction.4": np.full(D, 4.0, dtype=np.float32)})
+    back = import_gguf(path, model="m", n_layers=5, hidden=D)
+    assert back.directions[:, 0].tolist() == [0.0, 0.0, 2.0, 0.0, 4.0]
+    assert back.provenance["model_hint"] == "" and back.provenance["gguf_layers"] == [2, 4]
+
+
+def test_gguf_direction_zero_is_not_a_llama_cpp_file(tmp_path):
+    path = tmp_path / "zero.gguf"
+    _write_gguf(path, {"direction.0": np.ones(D, dtype=np.float32)})
+    with pytest.raises(VectorError, match="direction.0 would steer layer 0, which llama.cpp never applies"):
+        import_gguf(path, model="m", n_layers=LAYERS, hidden=D)
+    bad = tmp_path / "bad.gguf"
+    _write_gguf(bad, {"direction.x": np.ones(D, dtype=np.float32)})
+    with pytest.raises(VectorError, match="does not name a layer"):
+        import_gguf(bad, model="m", n_layers=LAYERS, hidden=D)
 
 
 def test_gguf_junk_and_missing(tmp_path):

@@ -156,30 +156,59 @@ def test_break_out_of_loop(tiny, vec):
                         chat=False)) == 2
 
 
-def test_sampling_is_reproducible(tiny, vec):
+def test_sampling_is_reproducible_per_row_and_ignores_the_global_rng(tiny, vec):
     _no_eos(tiny)
     s = Sampling(max_new_tokens=12, temperature=1.5, seed=7)
+    torch.manual_seed(1)
     a = generate(tiny, PROMPT, vec, [0.0, 0.5, 0.5], layers=1, sampling=s, chat=False)
+    torch.manual_seed(2)  # the process-wide RNG must not matter
     b = generate(tiny, PROMPT, vec, [0.0, 0.5, 0.5], layers=1, sampling=s, chat=False)
     assert a == b
     others = [generate(tiny, PROMPT, vec, [0.0, 0.5, 0.5], layers=1, chat=False,
                        sampling=Sampling(max_new_tokens=12, temperature=1.5, seed=seed))
               for seed in (8, 9)]
-    assert any(o != a for o in others)
-    # Rows with the same intensity sample independently.
-    assert a[1] != a[2] or others[0][1] != others[0][2]
+    assert all(o[0] != a[0] for o in others), (a, others)  # the seed decides
+    # A row is what it would be alone: same settings and seed give the same text ...
+    assert a[1] == a[2]
+    solo = generate(tiny, PROMPT, vec, [0.5], layers=1, sampling=s, chat=False)
+    assert solo == [a[1]]
+    # ... and sampling really samples: greedy gives another text
+    assert generate(tiny, PROMPT, vec, [0.5], layers=1, sampling=Sampling(12), chat=False) != solo
 
 
-def test_sampling_kwargs():
-    assert Sampling().kwargs()["do_sample"] is False
-    kw = Sampling(temperature=0.7, top_p=0.9).kwargs()
-    assert kw["do_sample"] is True and kw["temperature"] == 0.7 and kw["top_p"] == 0.9
+def test_two_threads_sampling_at_once_stay_reproducible(tiny, vec):
+    _no_eos(tiny)
+    s = Sampling(max_new_tokens=10, temperature=1.2, seed=3)
+    alone = generate(tiny, PROMPT, vec, [0.3], layers=1, sampling=s, chat=False)
+    results = []
+
+    def run():
+        for _ in range(3):
+            results.append(generate(tiny, PROMPT, vec, [0.3], layers=1, sampling=s, chat=False))
+            torch.manual_seed(len(results))  # another user re-seeding the global RNG
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [alone] * 6
+
+
+def test_sampling_settings_are_checked():
+    Sampling().check()
+    assert len(Sampling().processors(2)) == 0  # greedy: nothing to process
+    assert len(Sampling(temperature=0.7, top_p=0.9).processors(2)) == 1
+    for bad, pattern in ((Sampling(temperature=float("nan")), "temperature"),
+                         (Sampling(temperature=-1), "temperature"), (Sampling(top_p=0), "top-p")):
+        with pytest.raises(SteerError, match=pattern):
+            bad.check()
 
 
 @pytest.mark.parametrize("bad", [0, -1, 4097])
 def test_invalid_max_new_tokens(tiny, bad):
     with pytest.raises(SteerError, match=f"max new tokens must be 1..4096, not {bad}"):
-        Sampling(max_new_tokens=bad).kwargs()
+        Sampling(max_new_tokens=bad).check()
     with pytest.raises(SteerError, match="max new tokens"):
         generate(tiny, PROMPT, None, [0.0], sampling=Sampling(max_new_tokens=bad))
     assert _lock_free(tiny) and _alive_workers() == 0
