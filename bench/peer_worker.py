@@ -131,6 +131,30 @@ class State:
             g = {"layer": layer, "vector": v.tolist(), "outputs": outputs}
             self.generations.append(g)
             return g
+        if name == "repeng_gguf":
+            # repeng's own vector and its own GGUF writer (ControlVector.export_gguf)
+            cv = self.repeng(self.pos, self.neg)
+            cv.export_gguf(cmd["path"])
+            return {"path": cmd["path"], "directions": {int(k): v.astype("float32").tolist()
+                                                        for k, v in cv.directions.items()}}
+        if name == "repeng_control":
+            # a GGUF read by repeng (ControlVector.import_gguf), applied by ControlModel to the
+            # layers it names, greedy generation
+            from repeng import ControlModel, ControlVector
+
+            cv = ControlVector.import_gguf(cmd["path"])
+            layers = sorted(int(k) for k in cv.directions)
+            ids = torch.tensor([cmd["input_ids"]])
+            kw = dict(max_new_tokens=int(cmd["max_new_tokens"]), do_sample=False, temperature=None, top_p=None,
+                      top_k=None, pad_token_id=self.tok.pad_token_id)
+            control = ControlModel(self.model, layers)
+            try:
+                control.set_control(cv, float(cmd["coeff"]))
+                with torch.inference_mode():
+                    out = control.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw)
+            finally:
+                control.unwrap()  # repeng wraps the model's layers in place
+            return {"layers": layers, "output": out[0, ids.shape[1]:].tolist()}
         if name == "dump":
             Path(self.args.out).write_text(json.dumps({
                 "hello": self.hello, "directions": self.directions, "timings": self.timings,

@@ -190,7 +190,7 @@ def build_arms(llm, slm, cs, maps: list[str], sources: list[str], n_neutral: int
         vec, layer_maps, _ = transfer.transfer(source.vector, llm, slm, pairs, m, "depth")
         rep = diagnostics.diagnose(vec, layer_maps, native.vector, native.pos.numpy(), native.neg.numpy())
         diag[f"transferred:{m}"] = {**rep.summary(), "cos_native_by_layer": rep.cos_native,
-                                    "r2_by_layer": rep.r2}
+                                    "r2_by_layer": rep.r2, "vector_layer": vec.default_layer}
         # Its own layer (where the map carried the LLM's best layer): choosing it by the
         # native vector's separability would leak SLM-native knowledge into the transfer arm.
         arms.append(Arm(f"transferred:{m}", slm, vec, vec.default_layer if slm_layer is None else slm_layer))

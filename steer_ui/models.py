@@ -157,13 +157,22 @@ def ensure_pad_token(tokenizer) -> None:
         tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
 
 
-def cpu_has_bf16() -> bool:
-    """True on CPUs with native bf16 math (AVX512-BF16/AMX on x86, BF16 on ARM)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.system() == "Darwin" and platform.machine() == "arm64"
-    return any(f in flags for f in ("avx512_bf16", "amx_bf16", " bf16"))
+BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86 AVX512-BF16 / AMX; "bf16" in ARM's Features
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """True on CPUs with native bf16 math, read from the flags (x86) or Features (ARM)
+    lines of /proc/cpuinfo; Apple silicon (no /proc) counts as having it."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return platform.system() == "Darwin" and platform.machine() == "arm64"
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features") and BF16_FLAGS & set(value.split()):
+            return True
+    return False
 
 
 def choose_device(requested: str | None = None) -> torch.device:

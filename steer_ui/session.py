@@ -65,11 +65,11 @@ def contrast_from_inputs(source: str, preset: str, pos_text: str, neg_text: str,
         return contrast.from_preset(preset, limit)
     if source == "Two lists":
         return contrast.from_lists(pos_text or "", neg_text or "")
-    if source == "A/B file":
+    if source == "File":
         if not ab_path:
-            raise ContrastError("Upload an A/B file (JSON list or JSONL of CAA items) first.")
-        return contrast.from_ab_items(contrast.read_items(ab_path)[:limit] if limit else
-                                      contrast.read_items(ab_path), "uploaded")
+            raise ContrastError("Upload a file first: A/B items (CAA JSON/JSONL), a copy of a preset, "
+                                "or a two-list JSON {\"positive\": [...], \"negative\": [...]}.")
+        return contrast.from_source(ab_path, limit)
     raise ContrastError(f"Unknown contrast source {source!r}.")
 
 

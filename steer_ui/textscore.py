@@ -42,9 +42,13 @@ def scorer_for(preset: str) -> ConceptScorer:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         return ConceptScorer(preset, "sentiment", SentimentIntensityAnalyzer())
+    return ConceptScorer(preset, "classifier", classifier(p["positive_examples"], p["negative_examples"]))
+
+
+def classifier(positive: Sequence[str], negative: Sequence[str]):
+    """TF-IDF (word and character n-grams) + logistic regression, fitted on two lists of
+    example texts; ``predict_proba(texts)[:, 1]`` is p(positive side)."""
     features = make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
                           TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True))
     clf = make_pipeline(features, LogisticRegression(C=4.0, max_iter=2000))
-    x = p["positive_examples"] + p["negative_examples"]
-    y = [1] * len(p["positive_examples"]) + [0] * len(p["negative_examples"])
-    return ConceptScorer(preset, "classifier", clf.fit(x, y))
+    return clf.fit(list(positive) + list(negative), [1] * len(positive) + [0] * len(negative))

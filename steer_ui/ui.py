@@ -79,7 +79,7 @@ def build(wb: Workbench) -> gr.Blocks:
                                        gr.Textbox(placeholder="Say something and press Enter", show_label=False))
         with gr.Tab("Concept"):
             with gr.Row():
-                source = gr.Radio(["Preset", "Two lists", "A/B file"], value="Preset", label="Contrast from")
+                source = gr.Radio(["Preset", "Two lists", "File"], value="Preset", label="Contrast from")
                 preset = gr.Dropdown(contrast.preset_names(), value="happy-sad", label="Preset")
                 limit = gr.Number(value=32, precision=0, label="Max pairs (0 = all)")
                 method = gr.Dropdown(["mean-diff", "pca", "probe"], value="mean-diff", label="Method")
@@ -89,7 +89,8 @@ def build(wb: Workbench) -> gr.Blocks:
                                       placeholder="Write a joyful note about Monday.")
                 neg_text = gr.Textbox(lines=5, label="Negative prompts (line i pairs with line i)",
                                       placeholder="Write a gloomy note about Monday.")
-                ab_file = gr.File(label="A/B file (CAA JSON/JSONL)", file_types=[".json", ".jsonl"], type="filepath")
+                ab_file = gr.File(label="File: A/B items (CAA JSON/JSONL), a preset copy, or two lists (JSON)",
+                                  file_types=[".json", ".jsonl"], type="filepath")
             extract_btn = gr.Button("Extract in both models", variant="primary")
             summary = gr.Markdown()
             sliders, pcas = {}, {}

@@ -160,14 +160,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m"):
+def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m", dtype: str | None = None):
     """The app served in this process on 127.0.0.1 with real models: (workbench, demo, url)."""
     import steer_ui.ui
     from steer_ui.workbench import Workbench
 
-    wb = Workbench(device="cpu")
-    wb.models["llm"] = real_model(llm)
-    wb.models["slm"] = real_model(slm)
+    wb = Workbench(device="cpu", dtype=dtype)
+    wb.models["llm"] = real_model(llm, dtype)
+    wb.models["slm"] = real_model(slm, dtype)
     demo = steer_ui.ui.build(wb)
     demo.queue()
     port = free_port()

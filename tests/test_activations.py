@@ -224,3 +224,80 @@ def test_encode_right_and_left_padding(tiny):
     assert right["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
     left = encode(tiny, ["the day", "the happy sad day"], padding_side="left")
     assert left["attention_mask"].tolist() == [[0, 0, 1, 1], [1, 1, 1, 1]]
+
+
+# ---------- readers run inside hooks: index tensors follow the hidden state's device ----------
+
+@pytest.mark.parametrize("position", ["last", "mean", "mean+last"])
+def test_readers_index_on_the_hidden_states_device(position):
+    from steer_ui.activations import READERS
+
+    hidden = torch.zeros(2, 5, 4, device="meta")  # a layer on "another device" (see test_steering)
+    lengths, starts = torch.tensor([5, 3]), torch.tensor([1, 1])  # on the CPU, like the batch
+    out = READERS[position](hidden, lengths, starts)
+    assert out.device.type == "meta" and out.shape[0] == 2
+
+
+def test_token_norms_reader_on_another_device():
+    from steer_ui.activations import _token_norms
+
+    out = _token_norms(torch.zeros(2, 5, 4, device="meta"), torch.tensor([5, 3]), torch.tensor([5, 3]))
+    assert out.device.type == "meta" and out.shape == (2, 5)
+
+
+# ---------- BOS and padding ----------
+
+def _bos_tiny():
+    """A tiny model whose tokenizer adds a BOS to plain text (as Llama-3 and Gemma do)."""
+    from tokenizers import processors
+
+    lm = make_tiny("llama")
+    tok = lm.tokenizer
+    tok.add_special_tokens({"bos_token": "<bos>"})
+    bos = tok.convert_tokens_to_ids("<bos>")
+    tok._tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", bos)])
+    return lm, bos
+
+
+def test_plain_text_gets_the_bos_the_model_expects():
+    from steer_ui.activations import token_ids
+
+    lm, bos = _bos_tiny()
+    plain, templated = token_ids(lm, ["the happy day", "<bos> the happy day"])
+    assert plain[0] == bos and plain[1:] == templated[1:]
+    assert templated.count(bos) == 1  # a text that already starts with BOS gets no second one
+    assert encode(lm, ["the happy day"])["input_ids"][0, 0] == bos
+
+
+def test_chat_formatted_text_gets_no_second_bos():
+    from steer_ui.activations import add_special_tokens, template_opening
+
+    lm, bos = _bos_tiny()
+    lm.tokenizer.chat_template = "{% for m in messages %}<|u|> {{ m['content'] }}\n{% endfor %}<|a|>"
+    assert template_opening(lm.tokenizer) == "<|u|> "
+    assert add_special_tokens(lm.tokenizer, lm.chat("the day")) is False
+    assert add_special_tokens(lm.tokenizer, "the day") is True
+
+
+def test_encode_never_changes_the_shared_tokenizers_padding_side(tiny):
+    tiny.tokenizer.padding_side = "right"
+    left = encode(tiny, ["the day", "the happy sad day"], padding_side="left")
+    assert tiny.tokenizer.padding_side == "right"
+    assert left["attention_mask"][0].tolist() == [0, 0, 1, 1]
+    tiny.tokenizer.padding_side = "left"  # another user's setting: still left alone
+    right = encode(tiny, ["the day", "the happy sad day"])
+    assert tiny.tokenizer.padding_side == "left"
+    assert right["attention_mask"][0].tolist() == [1, 1, 0, 0]
+
+
+def test_out_of_memory_while_recording_is_a_clear_error(tiny, monkeypatch):
+    from steer_ui.errors import ResourceError
+
+    def boom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(tiny.model, "forward", boom)
+    with pytest.raises(ResourceError, match="Out of memory while recording activations: use fewer"):
+        record(tiny, ["w1 w2 w3", "w4 w5"], "last")
+    assert sum(len(l._forward_hooks) for l in tiny.layers) == 0

@@ -3,8 +3,7 @@ with the real Qwen2.5-0.5B (LLM) and SmolLM2-135M (SLM) loaded."""
 
 from __future__ import annotations
 
-import math
-import os
+import re
 
 import pytest
 
@@ -23,8 +22,9 @@ PROMPT = "Tell me about your weekend."
 
 @pytest.fixture(scope="module")
 def served():
-    """(workbench, demo, url) of the app running in this process; closed at module end."""
-    with served_app(LLM, SLM) as served_tuple:
+    """(workbench, demo, url) of the app running in this process; closed at module end.
+    float32: these tests compare texts of different batches, which only fp32 keeps exact."""
+    with served_app(LLM, SLM, "float32") as served_tuple:
         yield served_tuple
 
 
@@ -58,8 +58,12 @@ def _models(wb):
 
 
 def _still_serving(served, extracted, before):
-    """After an error: a valid request works and the loaded models are the same objects."""
+    """After an error: no hook is left behind, a valid request works, and the loaded
+    models are the same objects."""
+    from steer_ui.steering import hooks_left
+
     wb = served[0]
+    assert all(hooks_left(lm) == 0 for lm in wb.models.values())
     client, result = extracted
     out = client.predict(**_steer_args(max_new=3, slm_layer=int(_layer(result[2]))))
     assert out[2].strip() and out[3].strip(), out
@@ -68,9 +72,8 @@ def _still_serving(served, extracted, before):
 
 # ---------- serving ----------
 
-def test_served_on_loopback_without_analytics(served):
+def test_served_on_loopback_without_a_share_link(served):
     _, demo, url = served
-    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
     assert demo.server_name == "127.0.0.1"
     assert demo.local_url == url
     assert demo.share_url is None
@@ -196,9 +199,123 @@ def test_extract_with_only_the_slm_loaded(served, extracted):
     _still_serving(served, extracted, _models(wb))
 
 
-def test_errors_left_no_hooks_behind(served, extracted):
-    from steer_ui.steering import hooks_left
+# ---------- chat, transfer, compare, evaluate, stop ----------
+
+def test_chat_streams_the_models_own_answer(served, extracted):
+    from steer_ui.generation import Sampling, generate
 
     wb = served[0]
-    assert all(hooks_left(lm) == 0 for lm in wb.models.values())
-    assert not math.isnan(sum(wb.models["slm"].typical_norms().tolist()))
+    client, _ = extracted
+    history, box = client.predict(history=[], message="What is the capital of France?", max_new_v=12,
+                                  temperature_v=0, top_p_v=1, seed_v=0, api_name="/chat_slm")
+    assert box == ""
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    answer = history[-1]["content"]
+    answer = answer[0]["text"] if isinstance(answer, list) else answer
+    slm = wb.models["slm"]
+    expected = generate(slm, slm.chat_messages([{"role": "user", "content": "What is the capital of France?"}]),
+                        None, [0.0], None, Sampling(12), chat=False)[0]
+    assert answer == expected and "Paris" in answer
+
+
+@pytest.fixture(scope="module")
+def transferred(extracted):
+    client, result = extracted
+    out = client.predict(method_v="ridge", matching_v="depth", sources_v=["concept"], n_v=64,
+                         slm_layer=int(_layer(result[2])), api_name="/transfer")
+    return client, result, out
+
+
+def test_transfer_endpoint_reports_and_offers_the_new_vector(transferred):
+    _, _, out = transferred
+    from steer_ui.transfer import depth_pairs
+
+    text, kind_update, arms_update = out[0], out[4], out[5]
+    # the verdict is read at the SLM's best layer, carried from the LLM layer at the same depth
+    slm_best = int(re.search(r"\*\*SLM\*\* smollm2-135m: .*?best layer (\d+)", extracted_summary(transferred)).group(1))
+    llm_layer = depth_pairs(24, 30)[slm_best]
+    assert f"SLM layer {slm_best} <- LLM layer {llm_layer}" in text, text
+    assert "map **ridge**" in text and re.search(rf"at layer {slm_best}", text), text
+    assert kind_update["value"] == "transferred:ridge"
+    assert "transferred:ridge" in [c[0] if isinstance(c, (list, tuple)) else c for c in kind_update["choices"]]
+    assert "transferred:ridge" in arms_update["value"]
+
+
+def extracted_summary(transferred) -> str:
+    return transferred[1][0]
+
+
+def test_compare_runs_every_vector_of_the_session_in_one_batch(transferred):
+    client, result, _ = transferred
+    table = client.predict(prompt_v=PROMPT, x=0.8, mode_v="relative", slm_layer=int(_layer(result[2])),
+                           max_new_v=16, temperature_v=0, top_p_v=1, seed_v=0, api_name="/compare")
+    rows = {r[0]: r[1] for r in table["data"]}
+    assert list(rows) == ["unsteered", "native", "random control", "transferred:ridge"]
+    assert all(t.strip() for t in rows.values())
+    assert rows["native"] != rows["unsteered"]
+
+
+def test_evaluate_endpoint_scores_the_sessions_vectors(transferred):
+    from gradio_client import handle_file
+
+    from conftest import FIXTURES
+
+    client, _, _ = transferred
+    table, plot1, plot2 = client.predict(dataset_v="sentiment (ours, A/B)", upload_v=handle_file(
+        str(FIXTURES / "ab_small.json")), task_v="ab", arms_v=["native", "transferred:ridge"],
+        scaling_v="dev-sweep", grid_v="0, 0.5", limit_v=12, api_name="/evaluate")
+    assert "| arm | vector | layer |" in table
+    for arm in ("baseline", "native", "transferred:ridge"):
+        assert f"| {arm} |" in table, table
+    assert plot1 is not None and plot2 is not None
+
+
+def test_stop_ends_a_long_generation_at_once(served, extracted):
+    import time
+
+    from steer_ui.steering import hooks_left
+
+    client, result = extracted
+    job = client.submit(**{**_steer_args(max_new=256, slm_layer=int(_layer(result[2]))),
+                           "prompt_v": "Tell me a long story about a dragon."})
+    deadline = time.monotonic() + 120
+    while not job.outputs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job.outputs(), "generation never started"
+    client.predict(api_name="/stop")
+    start = time.monotonic()
+    texts = job.result(timeout=60)
+    assert time.monotonic() - start < 10
+    steered = texts[3]
+    assert len(served[0].models["slm"].tokenizer(steered)["input_ids"]) < 128, steered  # cut well short of 256
+    assert all(hooks_left(lm) == 0 for lm in served[0].models.values())
+    _still_serving(served, extracted, _models(served[0]))
+
+
+# ---------- mean pooling and preset files, through the UI ----------
+
+def test_extract_mean_pooling_from_two_lists_that_differ_only_at_the_end(served):
+    openings = ["Write about the sea", "Tell me about dinner", "Describe the city at night",
+                "Say something about winter", "Talk about your job", "Write about a long trip"]
+    client = _client(served[2])
+    result = client.predict(src="Two lists", preset_v="happy-sad", limit_v=0, method_v="mean-diff",
+                            position_v="mean", pos_v="\n".join(f"{o}, joyfully." for o in openings),
+                            neg_v="\n".join(f"{o}, gloomily." for o in openings), ab_v=None, api_name="/extract")
+    assert "**SLM** smollm2-135m: 6 pairs" in result[0] and "**LLM** qwen2.5-0.5b: 6 pairs" in result[0]
+
+
+def test_concept_upload_accepts_an_edited_preset_copy(served, tmp_path):
+    import json
+
+    from gradio_client import handle_file
+
+    from steer_ui.config import ASSETS
+
+    preset = json.loads((ASSETS / "presets" / "happy-sad.json").read_text())
+    preset.update(name="cheerful-grumpy", positive_persona="a cheerful person", negative_persona="a grumpy person")
+    path = tmp_path / "cheerful.json"
+    path.write_text(json.dumps(preset))
+    result = _client(served[2]).predict(src="File", preset_v="happy-sad", limit_v=6, method_v="mean-diff",
+                                        position_v="last", pos_v="", neg_v="", ab_v=handle_file(str(path)),
+                                        api_name="/extract")
+    assert "**SLM** smollm2-135m: 6 pairs" in result[0], result[0]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import importlib.util
 import io
 import math
@@ -178,3 +179,121 @@ def test_app_refuses_a_public_host_without_expose(capsys):
     assert capsys.readouterr().err == ""
     app.check_host("0.0.0.0", expose=True)  # allowed when asked, with a warning
     assert "WARNING" in capsys.readouterr().err
+
+
+# ---------- transfer, experiment, export, import ----------
+
+QWEN = "qwen2.5-0.5b"
+
+
+@pytest.fixture(scope="module")
+def llm_vector(tmp_path_factory):
+    """happy-sad (8 pairs) extracted in qwen2.5-0.5b by the CLI."""
+    _needs(QWEN)
+    path = tmp_path_factory.mktemp("cli-llm") / "happy-llm.safetensors"
+    rc, out, err = _run(["extract", "--model", QWEN, "--pairs", "happy-sad", "--limit", "8", "--out", str(path)])
+    assert rc == 0, err
+    return path
+
+
+@pytest.mark.real
+def test_transfer_writes_an_slm_vector_and_prints_the_diagnostics(llm_vector, tmp_path):
+    _needs(SMOL)
+    out = tmp_path / "happy-slm.safetensors"
+    rc, stdout, err = _run(["transfer", "--vector", str(llm_vector), "--to", SMOL, "--map", "procrustes",
+                            "--sources", "concept", "--out", str(out)])
+    assert rc == 0, err
+    v = load_vector(out, 30, 576)
+    assert v.model == SMOL and v.method == "transfer:procrustes"
+    assert v.provenance["transferred_from"] == QWEN and v.provenance["map"] == "procrustes"
+    assert f"transferred 'happy-sad': {QWEN} -> {SMOL} with procrustes" in stdout
+    report = json.loads(stdout[stdout.index("{"): stdout.rindex("}") + 1])
+    # the printed diagnostics, recomputed here: the native SLM vector of the same prompts ...
+    from conftest import real_model
+    from steer_ui.contrast import from_preset
+    from steer_ui.workbench import extract_concept
+
+    native = extract_concept(real_model(SMOL), from_preset("happy-sad", 8)).vector
+    j = report["slm_layer"]
+    assert j == native.default_layer  # the verdict is about where the native concept is best
+    cos = float(torch.nn.functional.cosine_similarity(v.directions[j], native.directions[j], dim=0))
+    assert report["cos_native"] == pytest.approx(cos, abs=1e-3)
+    arrived = report["cos_native"] > report["chance_mapped_p95"] and report["cos_native"] > 0
+    assert report["verdict"].startswith("arrived") == arrived, report
+
+
+@pytest.mark.real
+def test_experiment_reports_every_arm_at_its_own_layer(tmp_path):
+    _needs(SMOL), _needs(QWEN)
+    out = tmp_path / "run"
+    rc, stdout, err = _run(["experiment", "--llm", QWEN, "--slm", SMOL, "--pairs", "happy-sad", "--limit-pairs", "8",
+                            "--data", str(ROOT / "tests/fixtures/ab_small.json"), "--maps", "ridge",
+                            "--sources", "concept", "--intensities", "0,0.5", "--fluency-texts", "4",
+                            "--out", str(out)])
+    assert rc == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["arms"]) == {"baseline", "native", "transferred:ridge", "random"}
+    layers = report["layers"]
+    # the transferred arm steers where its map carried the LLM's best layer, not at the native's
+    assert layers["transferred:ridge"] == report["transfer"]["transferred:ridge"]["vector_layer"]
+    assert layers["random"] == layers["native"]
+    for name in report["arms"]:
+        assert report["arms"][name]["layer"] == layers[name]
+        assert re.search(rf"^{re.escape(name)}\s+intensity", stdout, re.M), stdout
+    assert report["n_test"] >= 4 and "wrote" in stdout
+
+
+@pytest.mark.real
+def test_export_then_import_keeps_the_layer(extracted, tmp_path):
+    _, _, _, path = extracted
+    v = load_vector(path)
+    gguf = tmp_path / "v.gguf"
+    rc, out, err = _run(["export", "--vector", str(path), "--gguf", str(gguf), "--layer", "15"])
+    assert rc == 0, err
+    assert "layers 15 x 576" in out and "direction.N is our layer N" in out
+    back_path = tmp_path / "back.safetensors"
+    rc, out, err = _run(["import", "--gguf", str(gguf), "--model", SMOL, "--out", str(back_path)])
+    assert rc == 0, err
+    assert "layers 15, default layer 15" in out
+    back = load_vector(back_path, 30, 576)
+    assert torch.equal(back.directions[15], v.directions[15])
+    assert back.directions[[i for i in range(30) if i != 15]].abs().sum() == 0
+    # all layers: layer 0 is left out, and the user is told
+    rc, out, err = _run(["export", "--vector", str(path), "--gguf", str(tmp_path / "all.gguf")])
+    assert rc == 0 and "layers 1..29 (29 layers)" in out and "layer 0 is left out" in out, (out, err)
+    rc, out, err = _run(["export", "--vector", str(path), "--gguf", str(tmp_path / "z.gguf"), "--layer", "0"])
+    assert rc == 2 and "layer 0" in err and not (tmp_path / "z.gguf").exists()
+
+
+@pytest.mark.real
+def test_extract_mean_pooling_on_pairs_that_differ_only_at_the_end(tmp_path):
+    """Each pair has its own opening and the two sides differ only in the last word:
+    a mean that fell back to the first token after the prefix found nothing here."""
+    _needs(SMOL)
+    openings = ["Write about the sea", "Tell me about dinner", "Describe the city at night",
+                "Say something about winter", "Talk about your job", "Write about a long trip"]
+    pairs = tmp_path / "ending.json"
+    pairs.write_text(json.dumps({"positive": [f"{o}, joyfully." for o in openings],
+                                 "negative": [f"{o}, gloomily." for o in openings]}))
+    out = tmp_path / "v.safetensors"
+    rc, stdout, err = _run(["extract", "--model", SMOL, "--pairs", str(pairs), "--position", "mean",
+                            "--out", str(out)])
+    assert rc == 0, err
+    v = load_vector(out)
+    assert v.provenance["position"] == "mean" and v.directions.abs().sum() > 0
+    assert max(v.separability) > 0.8, v.separability
+
+
+@pytest.mark.real
+def test_pairs_accepts_an_edited_copy_of_a_preset(tmp_path):
+    _needs(SMOL)
+    preset = json.loads((ROOT / "assets/presets/happy-sad.json").read_text())
+    preset.update(name="cheerful-grumpy", positive_persona="a cheerful person", negative_persona="a grumpy person")
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(preset))
+    out = tmp_path / "v.safetensors"
+    rc, stdout, err = _run(["extract", "--model", SMOL, "--pairs", str(path), "--limit", "6", "--out", str(out)])
+    assert rc == 0, err
+    v = load_vector(out)
+    assert v.name == "cheerful-grumpy" and v.provenance["source"] == f"preset:{path}"
+    assert "from 6 pairs" in stdout

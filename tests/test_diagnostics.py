@@ -27,11 +27,21 @@ def _vec(seed=0, default_layer=1, separability=(), model="slm"):
                          separability=separability)
 
 
-def test_identical_vector_arrives():
+def _at_cosine(native: ConceptVector, c: float, seed: int = 3) -> ConceptVector:
+    """A vector whose cosine with ``native`` is exactly ``c`` at every layer (built by hand)."""
+    g = torch.Generator().manual_seed(seed)
+    u = native.directions / native.directions.norm(dim=1, keepdim=True)
+    r = torch.randn(u.shape, generator=g)
+    r = r - (r * u).sum(1, keepdim=True) * u  # orthogonal to native, per layer
+    r = r / r.norm(dim=1, keepdim=True)
+    return ConceptVector(c * u + math.sqrt(1 - c * c) * r, model="slm", default_layer=1)
+
+
+def test_a_vector_at_a_known_cosine_is_reported_at_it():
     native = _vec()
-    rep = diagnose(native, _maps(), native)
+    rep = diagnose(_at_cosine(native, 0.6), _maps(), native)
     assert rep.layer == 1
-    assert rep.cos_native == pytest.approx([1.0] * LAYERS, abs=1e-6)
+    assert rep.cos_native == pytest.approx([0.6] * LAYERS, abs=1e-5)
     assert all(0 < c < 1 for c in rep.chance_mapped + rep.chance_slm)
     assert all(1.0 > c for c in rep.chance_mapped)
     assert rep.verdict.startswith("arrived")
@@ -40,7 +50,7 @@ def test_identical_vector_arrives():
     assert rep.r2["all"] == pytest.approx([0.9] * 3) and rep.r2["neutral"] == pytest.approx([0.91] * 3)
     assert rep.warnings == []
     s = rep.summary()
-    assert s["slm_layer"] == 1 and s["llm_layer"] == 1 and s["cos_native"] == pytest.approx(1.0)
+    assert s["slm_layer"] == 1 and s["llm_layer"] == 1 and s["cos_native"] == pytest.approx(0.6, abs=1e-4)
     assert s["r2"]["all"] == pytest.approx(0.9)
     assert s["auc_transferred"] is None
 
@@ -91,20 +101,38 @@ def test_without_native_or_default_layer_picks_the_middle():
 
 
 def test_auc_fields_with_slm_activations():
+    from sklearn.metrics import roc_auc_score
+
     native = _vec(separability=(0.6, 0.9, 0.7))
     rng = np.random.default_rng(0)
-    base = rng.standard_normal((20, LAYERS, D_SLM))
-    d = native.directions.numpy()[None]
-    pos, neg = base + d, base - d
-    rep = diagnose(native, _maps(), native, pos, neg)
-    assert len(rep.auc_transferred) == LAYERS
-    assert rep.auc_transferred == pytest.approx([1.0] * LAYERS)
-    assert rep.auc_native == [0.6, 0.9, 0.7]
-    assert "AUC 1.00" in rep.verdict
-    assert rep.summary()["auc_transferred"] == pytest.approx(1.0)
+    base = rng.standard_normal((20, LAYERS, D_SLM)) * 3
+    d = native.directions.numpy()[None] * 0.3
+    pos, neg = base + d, base - d  # separable along native, partly along a vector at cos 0.6
+    t = _at_cosine(native, 0.6)
+    rep = diagnose(t, _maps(), native, pos, neg)
+    expected = [roc_auc_score([1] * 20 + [0] * 20, np.r_[pos[:, j] @ t.directions[j].numpy(),
+                                                         neg[:, j] @ t.directions[j].numpy()]) for j in range(LAYERS)]
+    assert rep.auc_transferred == pytest.approx(expected)
+    assert all(0.5 < a < 1.0 for a in expected)  # neither trivial nor chance: the test can tell
+    assert rep.auc_native == [0.6, 0.9, 0.7]  # the native vector's own cross-validated scores
+    assert f"AUC {expected[1]:.2f}" in rep.verdict
     # the reversed vector separates them backwards
-    rev = diagnose(native * -1.0, _maps(), native, pos, neg)
-    assert rev.auc_transferred == pytest.approx([0.0] * LAYERS)
+    rev = diagnose(t * -1.0, _maps(), native, pos, neg)
+    assert rev.auc_transferred == pytest.approx([1 - a for a in expected])
+
+
+def test_orthogonal_vector_is_at_chance():
+    native = _vec()
+    rep = diagnose(_at_cosine(native, 0.0), _maps(), native)
+    assert rep.cos_native == pytest.approx([0.0] * LAYERS, abs=1e-5)
+    assert not rep.arrived() and rep.verdict.startswith("at chance level")
+
+
+def test_verdict_flips_at_the_chance_level():
+    native = _vec()
+    chance = diagnose(native, _maps(), native).chance_mapped[1]
+    assert diagnose(_at_cosine(native, chance + 0.02), _maps(), native).arrived()
+    assert not diagnose(_at_cosine(native, chance - 0.02), _maps(), native).arrived()
 
 
 def test_no_auc_without_activations():

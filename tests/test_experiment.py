@@ -9,9 +9,11 @@ import torch
 
 from conftest import FIXTURES
 from steer_ui import evaluation as ev
+from steer_ui import fluency
 from steer_ui.errors import DatasetError
 from steer_ui.experiment import Arm, run, run_generation, split_items
 from steer_ui.evaluation import Item
+from steer_ui.generation import Sampling, generate
 from steer_ui.textscore import scorer_for
 from steer_ui.vectors import ConceptVector, random_like
 
@@ -112,24 +114,44 @@ def test_run_dev_sweep(tiny):
             expected = (test_logp[:, k].argmax(1) == answers).mean()
             assert r["curve"]["accuracy"][k] == pytest.approx(expected)
     # baseline accuracy and the deltas are computed from the same test items
-    base_logp = ev.choice_logprobs(tiny, test, None, [0.0])[:, 0]
-    base_acc = (base_logp.argmax(1) == answers).mean()
+    base = ev.Scores.from_logprobs(ev.choice_logprobs(tiny, test, None, [0.0])[:, 0], answers)
+    base_acc = base.correct.mean()
     assert rep["arms"]["baseline"]["test"]["accuracy"] == pytest.approx(base_acc)
-    for name in ("native", "random"):
-        t = rep["arms"][name]["test"]
+    for arm in arms[1:]:
+        r = rep["arms"][arm.name]
+        t = r["test"]
+        # the deltas are paired per test item (an unpaired CI would be wider)
+        steered = ev.Scores.from_logprobs(
+            ev.choice_logprobs(tiny, test, arm.vector, [r["intensity"]], 1)[:, 0], answers)
         assert t["delta_vs_baseline"] == pytest.approx(t["accuracy"] - base_acc)
-    # a native arm whose best intensity is 0 must match baseline on test
-    # (intensity 0 is exactly unsteered)
-    if rep["arms"]["native"]["intensity"] == 0.0:
-        assert rep["arms"]["native"]["test"]["accuracy"] == pytest.approx(base_acc)
+        assert t["accuracy_ci"] == pytest.approx(ev.ci(steered.correct))
+        assert t["delta_ci"] == pytest.approx(ev.ci(steered.correct - base.correct))
+        assert t["delta_p_match"] == pytest.approx((steered.p_match - base.p_match).mean())
+        # intensity 0 is exactly unsteered: that point of every curve is the baseline
+        assert r["curve"]["accuracy"][GRID.index(0.0)] == pytest.approx(base_acc)
+        assert r["curve"]["p_match"][GRID.index(0.0)] == pytest.approx(base.p_match.mean())
+
+
+def _baseline_on(lm, test: list) -> tuple[float, float]:
+    """Unsteered (accuracy, mean p(match)) on ``test``, scored here by hand."""
+    answers = np.array([it.answer for it in test])
+    logp = ev.choice_logprobs(lm, test, None, [0.0])[:, 0]  # (n, choices)
+    p = np.exp(logp) / np.exp(logp).sum(1, keepdims=True)
+    return float((logp.argmax(1) == answers).mean()), float(p[np.arange(len(test)), answers].mean())
 
 
 def test_run_is_seeded(tiny):
+    """The seed picks the split: each run is scored on ``split_items(items, seed)``'s
+    test half, so a run that ignored (or hard-coded) its seed would fail here."""
     items = _items()
-    a = run(_arms(tiny), items, GRID, seed=1)
-    b = run(_arms(tiny), items, GRID, seed=1)
-    assert a == b
-    assert a["seed"] == 1
+    reports = {seed: run(_arms(tiny), items, GRID, seed=seed) for seed in (1, 2)}
+    expected = {seed: _baseline_on(tiny, split_items(items, seed=seed)[1]) for seed in (1, 2)}
+    assert expected[1] != expected[2]  # the two splits are told apart by these numbers
+    for seed, rep in reports.items():
+        base = rep["arms"]["baseline"]["test"]
+        assert (base["accuracy"], base["p_match"]) == pytest.approx(expected[seed])
+        assert rep["seed"] == seed and rep["n_dev"] == rep["n_test"] == 8
+    assert reports[1] != reports[2]
 
 
 def test_run_on_fixture_items(tiny):
@@ -177,10 +199,35 @@ def test_run_adaptive(tiny):
     assert rep["arms"]["native"]["curve"]["p_match"][0] == relative["arms"]["native"]["curve"]["p_match"][0]
 
 
-def test_run_with_fluency(tiny):
-    rep = run(_arms(tiny), _items(), [0.0, 1.0], fluency_texts=["the day is good", "i am very happy"])
-    for r in rep["arms"].values():
-        assert r["perplexity"] > 1
+FLUENCY = ["the day is good", "i am very happy"]
+
+
+@pytest.mark.parametrize("scaling, mode", [("dev-sweep", "relative"), ("adaptive", "adaptive")])
+def test_run_with_fluency(tiny, scaling, mode):
+    """Each arm's perplexity is measured with its own vector, chosen intensity, layer and
+    mode. The arm steers layer 2 (its vector's default is 1) and the grid has no 0, so a
+    wrong layer, intensity or mode gives a different number."""
+    vector = _arms(tiny)[1].vector
+    arms = [Arm("baseline", tiny, None, None), Arm("native", tiny, vector, 2)]
+    grid = [1.0, 2.0]
+    rep = run(arms, _items(), grid, scaling=scaling, fluency_texts=FLUENCY)
+    assert rep["arms"]["baseline"]["perplexity"] == pytest.approx(fluency.perplexity(tiny, FLUENCY))
+    x = rep["arms"]["native"]["intensity"]
+    expected = fluency.perplexity(tiny, FLUENCY, vector, x, 2, mode)
+    assert rep["arms"]["native"]["perplexity"] == pytest.approx(expected)
+    other = grid[1 - grid.index(x)]
+    other_mode = "relative" if mode == "adaptive" else "adaptive"
+    for wrong in (fluency.perplexity(tiny, FLUENCY, vector, x, 1, mode),
+                  fluency.perplexity(tiny, FLUENCY, vector, other, 2, mode),
+                  fluency.perplexity(tiny, FLUENCY, vector, x, 2, other_mode),
+                  fluency.perplexity(tiny, FLUENCY)):
+        assert expected != pytest.approx(wrong)
+
+
+def test_per_example_run_has_no_single_perplexity(tiny):
+    """Per-example intensities differ per item: there is no one intensity to measure."""
+    rep = run(_arms(tiny)[:2], _items(), [0.0, 1.0], scaling="per-example", fluency_texts=FLUENCY)
+    assert "perplexity" not in rep["arms"]["native"]
 
 
 def test_unknown_scaling(tiny):
@@ -204,34 +251,88 @@ PROMPTS = ["tell me about the day", "i am", "you are very", "the night was", "go
            "w1 w2 w3", "not happy", "sad day"]
 
 
+class _Scorer:
+    """A stand-in concept scorer whose score of a text is worked out by hand: the
+    fraction of its (at most 4) words that are ``w<n>`` tokens, or any rule passed in."""
+
+    kind = "stub"
+
+    def __init__(self, rule=None):
+        self.rule = rule or (lambda t: sum(w.startswith("w") for w in t.split()) / 4)
+
+    def score(self, texts):
+        return np.array([self.rule(t) for t in texts], float)
+
+
+def _expected_generation(lm, arm, scorer, xs, fluency_texts):
+    """What ``run_generation`` should report for ``arm``, computed here step by step."""
+    dev, test = split_items(PROMPTS, seed=0)
+    texts = {p: generate(lm, p, arm.vector, xs, arm.layer, Sampling(4, seed=0)) for p in dev + test}
+    s_dev = np.array([[scorer.rule(t) for t in texts[p]] for p in dev])  # (prompts, xs)
+    s_test = np.array([[scorer.rule(t) for t in texts[p]] for p in test])
+    ppl = [fluency.perplexity(lm, fluency_texts, arm.vector, x, arm.layer) for x in xs]
+    unbroken = [k for k, x in enumerate(xs) if ppl[k] <= fluency.BROKEN_RATIO * ppl[xs.index(0.0)]]
+    k = max(unbroken, key=lambda k: (s_dev[:, k].mean(), -abs(xs[k])))
+    return dict(k=k, s_dev=s_dev, s_test=s_test, ppl=ppl, example=texts[test[0]])
+
+
 def test_run_generation(tiny):
-    scorer = scorer_for("formal-casual")
+    scorer = _Scorer()
     arms = _arms(tiny)
     grid = [0.0, 2.0]
-    rep = run_generation(arms, scorer, PROMPTS, grid, max_new_tokens=4,
-                         fluency_texts=["the day is good", "i am very happy"])
-    assert rep["scorer"] == "classifier" and rep["n_dev"] == rep["n_test"] == 4
+    rep = run_generation(arms, scorer, PROMPTS, grid, max_new_tokens=4, fluency_texts=FLUENCY)
+    assert rep["scorer"] == "stub" and rep["n_dev"] == rep["n_test"] == 4
     assert set(rep["arms"]) == {"baseline", "native", "random"}
+    want = {a.name: _expected_generation(tiny, a, scorer, [0.0] if a.vector is None else grid, FLUENCY)
+            for a in arms}
+    base = want["baseline"]["s_test"][:, 0]
     for name, r in rep["arms"].items():
         xs = [0.0] if name == "baseline" else grid
-        assert r["intensity"] in xs
-        eff = r["test"]["efficacy"]
-        assert 0.0 <= eff <= 1.0
-        low, high = r["test"]["efficacy_ci"]
-        assert low <= eff <= high
+        w = want[name]
+        chosen = w["s_test"][:, w["k"]]  # each test prompt's score at the dev-chosen intensity
+        assert r["intensity"] == xs[w["k"]]
+        assert r["test"]["efficacy"] == pytest.approx(chosen.mean())
+        assert r["test"]["efficacy_ci"] == pytest.approx(ev.ci(chosen))
         assert r["curve"]["intensity"] == xs
-        assert all(0.0 <= e <= 1.0 for e in r["curve"]["efficacy"])
-        assert len(r["curve"]["perplexity"]) == len(xs) and all(p > 1 for p in r["curve"]["perplexity"])
-        assert set(r["examples"]) == {str(x) for x in xs}
-        assert r["test"]["efficacy"] == pytest.approx(r["curve"]["efficacy"][xs.index(r["intensity"])])
-        assert r["perplexity"] == r["curve"]["perplexity"][xs.index(r["intensity"])]
-        d = rep["arms"]["baseline"]["test"]["efficacy"]
-        assert r["test"]["delta_vs_baseline"] == pytest.approx(eff - d)
-        low, high = r["test"]["delta_ci"]
-        assert low <= r["test"]["delta_vs_baseline"] <= high
+        assert r["curve"]["efficacy"] == pytest.approx(w["s_test"].mean(0).tolist())
+        assert r["curve"]["perplexity"] == pytest.approx(w["ppl"])
+        assert r["perplexity"] == pytest.approx(w["ppl"][w["k"]])
+        assert r["examples"] == {str(x): t for x, t in zip(xs, w["example"])}
+        assert r["test"]["delta_vs_baseline"] == pytest.approx((chosen - base).mean())
+        assert r["test"]["delta_ci"] == pytest.approx(ev.ci(chosen - base))
     assert rep["arms"]["baseline"]["test"]["delta_ci"] == [0.0, 0.0]
+    # the data tell the arms apart: a mix-up of arms or intensities would show
+    assert len({tuple(w["s_test"][:, -1]) for w in want.values()}) == 3
+
+
+def _sharp(lm):
+    """``lm`` with a 20x sharper output layer: confident on its own greedy text, so a
+    steering push can multiply that text's perplexity (a random tiny model predicts
+    nearly uniformly, and no push breaks its perplexity of ~320)."""
+    with torch.no_grad():
+        lm.model.lm_head.weight *= 20
+    return lm
+
+
+def test_run_generation_never_chooses_an_intensity_that_breaks_fluency(tiny):
+    lm = _sharp(tiny)
+    own = [p + " " + generate(lm, p, None, [0.0], None, Sampling(8), chat=False)[0] for p in ("the day", "i am")]
+    unsteered = {generate(lm, p, None, [0.0], None, Sampling(4, seed=0))[0] for p in PROMPTS}
+    scorer = _Scorer(lambda t: float(t not in unsteered))  # 1 for any text steering changed
+    arm = _arms(lm)[1]
+    grid = [0.0, 2.0]
+    w = _expected_generation(lm, arm, scorer, grid, own)
+    # the premise: 2.0 wins on dev efficacy, but breaks fluency on the model's own text
+    assert w["s_dev"][:, 1].mean() > w["s_dev"][:, 0].mean()
+    assert w["ppl"][1] > fluency.BROKEN_RATIO * w["ppl"][0]
+    rep = run_generation([arm], scorer, PROMPTS, grid, max_new_tokens=4, fluency_texts=own)
+    assert rep["arms"]["native"]["intensity"] == 0.0
+    assert rep["arms"]["native"]["perplexity"] == pytest.approx(w["ppl"][0])
+    # without fluency texts nothing is filtered, and the dev-best 2.0 is chosen
+    rep = run_generation([arm], scorer, PROMPTS, grid, max_new_tokens=4)
+    assert rep["arms"]["native"]["intensity"] == 2.0 and rep["arms"]["native"]["perplexity"] is None
 
 
 def test_run_generation_too_few_prompts(tiny):
-    with pytest.raises(DatasetError):
+    with pytest.raises(DatasetError, match="5 items is too few for a dev/test split"):
         run_generation(_arms(tiny), scorer_for("happy-sad"), PROMPTS[:5], [0.0, 1.0], max_new_tokens=2)

@@ -25,15 +25,25 @@ def _vector(lm, seed=0):
     return ConceptVector(torch.randn(lm.n_layers, lm.hidden_size, generator=g), model=lm.name, default_layer=1)
 
 
-def _manual(lm, texts) -> float:
-    """exp(mean NLL) over all predicted tokens, one unpadded text at a time."""
+def _manual(lm, texts, add=None, layer: int = 1) -> float:
+    """exp(mean NLL) over all predicted tokens, one unpadded text at a time; ``add``
+    (d,) is added to layer ``layer``'s output by a hook written here, not steer_ui's."""
+    def hook(module, args, output):
+        h = output[0] if isinstance(output, tuple) else output
+        return (h + add, *output[1:]) if isinstance(output, tuple) else h + add
+
+    handle = lm.layers[layer].register_forward_hook(hook) if add is not None else None
     total, count = 0.0, 0
-    for t in texts:
-        ids = lm.tokenizer(t, return_tensors="pt")["input_ids"]
-        with torch.no_grad():
-            logp = torch.log_softmax(lm.model(input_ids=ids, use_cache=False).logits[0].float(), -1)
-        total -= float(sum(logp[k - 1, ids[0, k]] for k in range(1, ids.shape[1])))
-        count += ids.shape[1] - 1
+    try:
+        for t in texts:
+            ids = lm.tokenizer(t, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                logp = torch.log_softmax(lm.model(input_ids=ids, use_cache=False).logits[0].float(), -1)
+            total -= float(sum(logp[k - 1, ids[0, k]] for k in range(1, ids.shape[1])))
+            count += ids.shape[1] - 1
+    finally:
+        if handle is not None:
+            handle.remove()
     return math.exp(total / count)
 
 
@@ -57,12 +67,16 @@ def test_intensity_zero_equals_no_vector(tiny):
     assert perplexity(tiny, TEXTS, v, 0.0, layer=2) == perplexity(tiny, TEXTS, None, 3.0)
 
 
-def test_large_intensity_changes_perplexity(tiny):
+def test_steered_perplexity_matches_a_hand_written_hook(tiny):
     v = _vector(tiny)
     plain = perplexity(tiny, TEXTS)
     steered = perplexity(tiny, TEXTS, v, 8.0)
     assert abs(steered - plain) / plain > 0.01
-    assert perplexity(tiny, TEXTS, v, 8.0) == pytest.approx(steered)  # deterministic
+    # relative mode at 8.0: 8 x the layer's typical norm along the unit direction
+    add = 8.0 * float(tiny.typical_norms()[1]) * v.unit(1)
+    assert steered == pytest.approx(_manual(tiny, TEXTS, add, layer=1), rel=1e-4)
+    assert perplexity(tiny, TEXTS, v, 8.0, mode="raw") == pytest.approx(
+        _manual(tiny, TEXTS, 8.0 * v.directions[1], layer=1), rel=1e-4)
     assert perplexity(tiny, TEXTS, v, 8.0, mode="adaptive") != pytest.approx(steered)
 
 

@@ -214,9 +214,32 @@ def test_invalid_max_new_tokens(tiny, bad):
     assert _lock_free(tiny) and _alive_workers() == 0
 
 
-def test_bad_intensity_raised_before_work(tiny, vec):
-    with pytest.raises(IntensityError):
-        next(stream(tiny, PROMPT, vec, [0.0, float("nan")]))
+def test_bad_intensity_raised_before_work(tiny, vec, monkeypatch):
+    """The intensities are checked in the caller's thread before anything starts: no
+    worker thread, no tokenization, no forward pass. (A check moved into the worker
+    would still raise here, from the joined worker, so the spies are what tell.)"""
+    started, encoded = [], []
+    real_start, real_encode = threading.Thread.start, generation.encode
+
+    def start(thread):
+        started.append(thread.name)
+        return real_start(thread)
+
+    def encode(*args, **kwargs):
+        encoded.append(args)
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    monkeypatch.setattr(generation, "encode", encode)
+    with _Slow(tiny, seconds=0) as slow:
+        with pytest.raises(IntensityError, match="not finite"):
+            next(stream(tiny, PROMPT, vec, [0.0, float("nan")]))
+        assert (started, encoded, slow.calls) == ([], [], 0)
+        # the spies do see work: one valid token started the worker and ran the model
+        rows = stream(tiny, PROMPT, vec, [0.0, 1.0], sampling=Sampling(max_new_tokens=1))
+        next(rows)
+        rows.close()
+        assert started == ["steer-ui-generate"] and len(encoded) == 1 and slow.calls >= 1
     assert _alive_workers() == 0
 
 

@@ -155,8 +155,17 @@ def test_choose_dtype_unknown():
         choose_dtype(torch.device("cpu"), "int3")
 
 
-def test_cpu_has_bf16_returns_bool():
-    assert isinstance(models.cpu_has_bf16(), bool)
+@pytest.mark.parametrize("cpuinfo,expected", [
+    ("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16 amx_tile\n", True),
+    ("flags\t\t: fpu sse2 avx2 amx_bf16 amx_tile\n", True),
+    ("flags\t\t: fpu sse2 avx avx2 fma f16c avx512f\n", False),  # AVX512 without its BF16 part
+    ("Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics bf16 i8mm\n", True),  # ARM
+    ("Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n", False),
+    ("model name\t: Xeon with bf16 in its marketing name\nflags\t\t: sse2 avx2\n", False),
+])
+def test_cpu_has_bf16_reads_the_flags(cpuinfo, expected):
+    assert models.cpu_has_bf16(cpuinfo) is expected
+
 
 
 # ---------- chat text ----------

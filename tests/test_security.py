@@ -1,14 +1,17 @@
 """Security defaults: loopback only, no outbound network at start, no pickle loads."""
 
+import json
+import os
 import re
-import socket
-import urllib.request
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import app
 from steer_ui.errors import SteerError
+from conftest import free_port
 from steer_ui.models import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,38 +36,84 @@ def test_source_has_no_pickle_loads_and_no_share_links():
     assert "share=False" in (ROOT / "app.py").read_text()
 
 
-@pytest.mark.real
-def test_no_outbound_network_when_the_app_starts(monkeypatch, smollm):
-    attempts = []
-    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+# A child process with a clean environment (no HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or
+# GRADIO_ANALYTICS_ENABLED: huggingface_hub reads its offline flag once, at import, so only
+# a fresh process shows what a user's shell gets). Its first act is to record every DNS
+# lookup and connection that is not loopback, and refuse it; then it runs WHAT.
+CHILD = """
+import json, os, socket, sys, threading, time, urllib.request
+attempts = []
+real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+LOOPBACK = ("127.0.0.1", "localhost", "::1", None)
 
-    def getaddrinfo(host, *a, **k):
-        if host not in ("127.0.0.1", "localhost", "::1", None):
-            attempts.append(("dns", host))
-        return real_getaddrinfo(host, *a, **k)
+def getaddrinfo(host, *a, **k):
+    if host not in LOOPBACK:
+        attempts.append(["dns", str(host)])
+        raise OSError("blocked by test")
+    return real_getaddrinfo(host, *a, **k)
 
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else "unix"
-        if host not in ("127.0.0.1", "localhost", "::1", "unix"):
-            attempts.append(("connect", host))
-            raise OSError("blocked by test")
-        return real_connect(self, address)
+def connect(self, address):
+    host = address[0] if isinstance(address, tuple) else None
+    if host not in LOOPBACK:
+        attempts.append(["connect", str(host)])
+        raise OSError("blocked by test")
+    return real_connect(self, address)
 
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    from steer_ui.ui import build
-    from steer_ui.workbench import Workbench
+socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
+sys.path.insert(0, os.getcwd())
+WHAT
+print("ATTEMPTS " + json.dumps(attempts), flush=True)
+os._exit(0)
+"""
 
-    wb = Workbench()
-    wb.models["slm"] = smollm
-    demo = build(wb)
-    demo.queue()
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True,
-                            share=False, max_file_size="20mb")
+START_APP = """
+import app
+port = int(os.environ["PORT"])
+threading.Thread(target=app.main, args=(["--llm", "smollm2-135m", "--slm", "smollm2-135m", "--port", str(port)],),
+                 daemon=True).start()
+deadline = time.time() + 240
+while time.time() < deadline:
     try:
-        assert url.startswith("http://127.0.0.1:")
-        with urllib.request.urlopen(url, timeout=30) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
             assert r.status == 200
-    finally:
-        demo.close()
+            break
+    except OSError:
+        time.sleep(0.5)
+else:
+    raise SystemExit("the app did not come up")
+print("ANALYTICS " + str(os.environ.get("GRADIO_ANALYTICS_ENABLED")), flush=True)
+"""
+
+
+def _child(what: str) -> tuple[list, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "GRADIO_ANALYTICS_ENABLED")}
+    env["PORT"] = str(free_port())
+    proc = subprocess.run([sys.executable, "-c", CHILD.replace("WHAT", what)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=400)
+    lines = proc.stdout.splitlines()
+    found = [line for line in lines if line.startswith("ATTEMPTS ")]
+    assert proc.returncode == 0 and found, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(found[0].removeprefix("ATTEMPTS ")), proc.stdout
+
+
+def test_the_network_recorder_sees_an_outside_request():
+    """The harness's positive control: a request to the outside is recorded (and refused)."""
+    attempts, _ = _child("""
+try:
+    urllib.request.urlopen("http://example.com/", timeout=5)
+except OSError:
+    pass
+""")
+    assert ["dns", "example.com"] in attempts
+
+
+@pytest.mark.real
+def test_no_outbound_network_when_the_app_loads_its_models_and_starts():
+    from steer_ui import zoo
+
+    if not zoo.is_installed(zoo.get("smollm2-135m")):
+        pytest.skip("smollm2-135m is not installed")
+    attempts, out = _child(START_APP)
     assert attempts == []
+    assert "ANALYTICS False" in out  # the app turns Gradio's analytics off by itself

@@ -102,9 +102,13 @@ def test_relative_mode_ignores_stored_scale(tiny):
     k = 1
     batch = _ids(tiny, [PROMPT])
     small, big = _vector(tiny, scale=0.01), _vector(tiny, scale=100.0)
+    original = _captured(tiny, k, batch)
     a = _captured(tiny, k, batch, steer(tiny, small, 1.0, layers=k))
     b = _captured(tiny, k, batch, steer(tiny, big, 1.0, layers=k))
     assert torch.allclose(a, b, atol=1e-5)
+    # ... and both really steer, by the layer's typical norm
+    added = (a - original)[0, 3].norm()
+    assert float(added) == pytest.approx(float(tiny.typical_norms()[k]), rel=1e-4)
 
 
 def test_adaptive_mode_scales_with_residual_norm(tiny):
@@ -363,3 +367,33 @@ def test_per_row_vectors(tiny):
     with pytest.raises(VectorError, match="2 vectors for 3 intensities"):
         with steer(tiny, [v, w], [1.0, 1.0, 1.0]):
             pass
+
+
+# ---------- device maps: what a hook adds goes to the hidden state's own device and dtype ----------
+
+@pytest.mark.parametrize("mode", ["relative", "raw", "adaptive"])
+def test_hook_puts_its_delta_on_the_hidden_states_device_and_dtype(mode):
+    """With ``--device-map`` layers sit on different devices; ``deltas`` lives on the
+    model's first device. The "meta" device stands in for a second device here: adding
+    a CPU tensor to a meta tensor fails, as cuda:0 + cuda:1 would."""
+    delta = torch.tensor([[1.0, 2.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.5]])  # (rows, d) on the CPU
+    hook = steering.make_hook(delta, mode, 0)
+    values = torch.arange(24, dtype=torch.float16).reshape(2, 3, 4) / 8
+    for hidden in (torch.zeros(2, 3, 4, device="meta", dtype=torch.bfloat16), values):
+        for output in (hidden, (hidden, "cache")):  # tensor and tuple layer outputs alike
+            out = hook(None, (), output)
+            steered = out[0] if isinstance(out, tuple) else out
+            assert steered.device == hidden.device and steered.dtype == hidden.dtype
+            assert steered.shape == hidden.shape
+            if isinstance(out, tuple):
+                assert out[1] == "cache"
+            if hidden.device.type == "meta":
+                continue  # no values on "meta": the check above is the point
+            push = delta[:, None, :] * (hidden.float().norm(dim=-1, keepdim=True) if mode == "adaptive" else 1)
+            assert torch.allclose(steered.float(), hidden.float() + push, atol=1e-2)
+
+
+def test_fan_out_hook_on_another_device():
+    hook = steering.make_fanout_hook(torch.ones(3, 4), "relative")
+    out = hook(None, (), torch.zeros(1, 2, 4, device="meta"))
+    assert out.device.type == "meta" and out.shape == (3, 2, 4)

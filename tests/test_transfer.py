@@ -126,6 +126,30 @@ def test_unrelated_data_gives_r2_near_zero(method):
 
 
 @pytest.mark.parametrize("method", transfer.MAPS)
+def test_r2_is_measured_on_held_out_rows(method):
+    """The rows ``transfer.split`` holds out follow the opposite relation (y = -x A) to
+    the training rows (y = x A). A map fitted on the training rows predicts them with
+    the wrong sign, so their R^2 is about 1 - 4 = -3; scored on the training rows (an
+    in-sample R^2, as a leak would give) the same map gets about 1."""
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(6)
+    n, d, s = 400, 12, 1.5
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))  # orthogonal, so both maps can fit it
+    x = rng.standard_normal((n, 1, d)).astype(np.float32)
+    y = s * x[:, 0] @ q + 0.01 * rng.standard_normal((n, d))
+    train, test = transfer.split(n)
+    y[test] *= -1
+    source = np.array(["neutral", "concept"] * (n // 2))
+    m = fit_map(PairedActivations(x, y[:, None].astype(np.float32), source, "flipped"),
+                _ones(1), _ones(1), 0, 0, method)
+    in_sample = (x[train, 0] - x[train, 0].mean(0)) @ m.weight.T + y[train].mean(0)
+    assert r2_score(y[train], in_sample, multioutput="variance_weighted") > 0.95
+    assert m.r2["all"] < -2
+    assert m.r2["neutral"] < -2 and m.r2["concept"] < -2
+
+
+@pytest.mark.parametrize("method", transfer.MAPS)
 @pytest.mark.parametrize("dx,dy", [(24, 8), (8, 24)])
 def test_weight_shape_for_unequal_dimensions(method, dx, dy):
     paired, _, _ = _linear_pairs(n=200, lx=1, dx=dx, ly=1, dy=dy)

@@ -251,3 +251,11 @@ def test_random_like_keeps_norms():
     assert cos.abs().max() < 0.9
     assert torch.equal(random_like(a, seed=5).directions, r.directions)
     assert not torch.equal(random_like(a, seed=6).directions, r.directions)
+
+
+def test_equality_is_identity_and_never_raises():
+    """``eq=False``: comparing vectors must not ask a tensor for its truth value."""
+    a = _cv()
+    b = ConceptVector(a.directions.clone(), a.model, name=a.name)
+    assert a == a and a != b and a in [b, a] and [a].index(a) == 0
+    assert len({a, b}) == 2  # hashable by identity

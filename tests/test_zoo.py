@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
+import importlib.util
 import itertools
+import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -225,18 +227,49 @@ def test_status_real_table(tmp_path, monkeypatch):
     monkeypatch.setenv("STEER_UI_CACHE", str(tmp_path))
     rows = zoo.status()
     assert [r["name"] for r in rows] == list(zoo.BUNDLED)
-    assert all(isinstance(r["installed"], bool) and r["cached"] == [] for r in rows)
+    for r in rows:
+        assert r["installed"] is _has_every_part(zoo.get(r["name"])) and r["cached"] == []
+
+
+def _part_files(m: zoo.BundledModel) -> list[Path | None]:
+    """Where each part of ``m`` lies, found here with importlib alone (None: absent)."""
+    out = []
+    for package, rel in zip(m.packages, m.files):
+        spec = importlib.util.find_spec(package)
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        out.append(Path(folders[0]) / rel if folders else None)
+    return out
+
+
+def _has_every_part(m: zoo.BundledModel) -> bool:
+    return all(p is not None and p.is_file() for p in _part_files(m))
 
 
 def test_bundled_table_is_consistent():
     assert set(zoo.BUNDLED) >= {"smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b"}
     for m in zoo.BUNDLED.values():
         assert len(m.packages) == len(m.files) >= 1
-        assert len(m.sha256) == 64 and int(m.sha256, 16) >= 0
+        assert re.fullmatch("[0-9a-f]{64}", m.sha256), m.sha256  # lower-case hex, as hexdigest() writes
         assert m.requirements in zoo.REQUIREMENTS.values()
     q = zoo.get("qwen2.5-0.5b")
     assert q.packages[0].endswith("1") and q.files[-1] == "data/part06.bin"
 
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("name", list(zoo.BUNDLED))
+def test_published_sha256_is_that_of_the_installed_bytes(name):
+    """The table's sha256 is the hash of the parts joined in order, hashed here
+    straight from the package files (a wrong digest would reject a good install)."""
+    m = zoo.get(name)
+    if not _has_every_part(m):
+        pytest.skip(f"{name} is not installed ({m.install_command()})")
+    digest = hashlib.sha256()
+    for path in _part_files(m):
+        with open(path, "rb") as f:
+            while block := f.read(1 << 24):
+                digest.update(block)
+    assert digest.hexdigest() == m.sha256
 
 def test_get_known_and_unknown():
     assert zoo.get("smollm2-135m").name == "smollm2-135m"

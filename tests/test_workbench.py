@@ -1,0 +1,67 @@
+"""steer_ui.workbench: extraction of a concept in a loaded model, and the shared pair."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import make_tiny
+from steer_ui import activations, contrast
+from steer_ui.workbench import Workbench, extract_concept, mean_starts
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_thread_module):
+    yield
+
+
+# Pairs that differ only in their last word, each pair with its own opening: the first
+# token after the shared prefix is the same within a pair, so a "mean" that fell back to
+# that one token found no direction at all.
+POS = ["w1 w2 w3 happy", "w4 w5 happy", "w6 w7 w8 w9 happy", "w10 w11 happy"]
+NEG = ["w1 w2 w3 sad", "w4 w5 sad", "w6 w7 w8 w9 sad", "w10 w11 sad"]
+
+
+def test_mean_pooling_averages_each_prompts_own_tokens():
+    lm = make_tiny("llama")
+    cs = contrast.from_lists(POS, NEG)
+    starts = mean_starts(lm, cs)
+    assert all(s >= 1 for s in starts)  # never the attention-sink first token
+    ex = extract_concept(lm, cs, "mean-diff", "mean")
+    assert ex.vector.directions.abs().sum() > 0
+    # the mean is over tokens start..end of each prompt: check one row by hand
+    texts = cs.texts(lm)[0] + cs.texts(lm)[1]
+    ids = activations.token_ids(lm, texts)
+    full = activations.record(lm, [texts[1]], "mean", [starts[1]])[0]
+    assert starts[1] <= len(ids[1]) - 1
+    assert (ex.pos[1] - full).abs().max() < 1e-5
+
+
+def test_mean_pooling_with_a_shared_chat_header_starts_after_it():
+    lm = make_tiny("llama")
+    lm.tokenizer.chat_template = "{% for m in messages %}w150 w151 w152 {{ m['content'] }} {% endfor %}w153"
+    cs = contrast.from_lists(POS, NEG)
+    starts = mean_starts(lm, cs)
+    assert set(starts) == {3}  # the three header tokens every prompt shares are left out
+    assert extract_concept(lm, cs, "mean-diff", "mean").vector.directions.abs().sum() > 0
+
+
+def test_mean_pooling_of_ab_items_averages_the_answer():
+    lm = make_tiny("llama")
+    items = [{"question": f"w{i} w{i + 1} day", "answer_matching_behavior": "happy",
+              "answer_not_matching_behavior": "sad"} for i in range(0, 8, 2)]
+    cs = contrast.from_ab_items(items, balance=False)
+    starts = mean_starts(lm, cs)
+    q_len = [len(activations.token_ids(lm, [lm.chat(p.user)])[0]) for p in cs.positive]
+    assert starts[: len(cs)] == q_len
+
+
+def test_loads_keep_the_apps_device_map_and_remote_code_settings(monkeypatch):
+    from steer_ui import workbench
+
+    seen = []
+    monkeypatch.setattr(workbench, "load_model", lambda spec, progress=None: seen.append(spec) or make_tiny())
+    wb = Workbench("cpu", "float32", device_map="auto", trust_remote_code=True)
+    wb.load("slm", "smollm2-135m")
+    wb.load("llm", "qwen2.5-0.5b", dtype="bfloat16")
+    assert [(s.device_map, s.trust_remote_code, s.device) for s in seen] == [("auto", True, "cpu")] * 2
+    assert [s.dtype for s in seen] == ["float32", "bfloat16"]
