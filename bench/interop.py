@@ -66,7 +66,7 @@ def run(args) -> list[Row]:
                                    max_new_tokens=tokens)
 
     # repeng -> us: the layer each direction lands on
-    placed = [float(torch.equal(imported.directions[k], torch.tensor(v))) for k, v in written["directions"].items()]
+    placed = [float(torch.equal(imported.directions[int(k)], torch.tensor(v))) for k, v in written["directions"].items()]
     unset = [k for k in range(lm.n_layers) if str(k) not in {str(x) for x in written["directions"]}]
     stray = [float(imported.directions[k].abs().sum() == 0) for k in unset]
     # ... and the text: repeng's ControlModel vs our raw-mode steering, same coefficient and layers

@@ -148,8 +148,9 @@ def run_generation(arms: list[Arm], scorer, prompts: list[str], grid: list[float
                  for p in dev + test]  # (prompts, intensities)
         eff = np.array([scorer.score(row) for row in texts])  # (prompts, intensities)
         ppl = [perplexity(arm.lm, fluency_texts, arm.vector, x, arm.layer) for x in xs] if fluency_texts else None
-        ok = [k for k in range(len(xs)) if ppl is None or ppl[k] <= BROKEN_RATIO * ppl[xs.index(0.0)]] \
-            if 0.0 in xs else list(range(len(xs)))
+        # the unsteered reference, measured even when the grid has no 0
+        plain = (ppl[xs.index(0.0)] if 0.0 in xs else perplexity(arm.lm, fluency_texts)) if ppl else None
+        ok = [k for k in range(len(xs)) if ppl is None or ppl[k] <= BROKEN_RATIO * plain] or list(range(len(xs)))
         k = max(ok, key=lambda k: (eff[: len(dev), k].mean(), -abs(xs[k])))
         t = eff[len(dev):]
         out[arm.name] = {

@@ -131,7 +131,9 @@ def export_gguf(v: ConceptVector, path: str | Path, model_hint: str, layers: lis
 
 
 def import_gguf(path: str | Path, model: str, n_layers: int, hidden: int) -> ConceptVector:
-    """Read a llama.cpp/repeng control vector into a ``ConceptVector`` for ``model``."""
+    """Read a llama.cpp/repeng/EasySteer control vector into a ``ConceptVector`` for
+    ``model``: ``direction.N`` becomes our layer N. ``direction.0``, which repeng writes
+    when trained on layer 0 too, is kept (provenance notes that llama.cpp refuses it)."""
     import gguf
 
     path = Path(path)
@@ -154,11 +156,8 @@ def import_gguf(path: str | Path, model: str, n_layers: int, hidden: int) -> Con
         if data.numel() != hidden:
             raise VectorError(f"{path.name}: {t.name} has {data.numel()} values but the model's "
                               f"hidden size is {hidden}: it was made for another model.")
-        if layer == 0:
-            raise VectorError(f"{path.name}: {t.name} would steer layer 0, which llama.cpp never "
-                              "applies; this is not a llama.cpp control vector.")
-        if not 0 < layer < n_layers:
-            raise VectorError(f"{path.name}: {t.name} is beyond this model's layers 1..{n_layers - 1}.")
+        if not 0 <= layer < n_layers:
+            raise VectorError(f"{path.name}: {t.name} is beyond this model's layers 0..{n_layers - 1}.")
         dirs[layer] = data
         found.append(layer)
     if not found:
@@ -166,6 +165,9 @@ def import_gguf(path: str | Path, model: str, n_layers: int, hidden: int) -> Con
     field = reader.fields.get("controlvector.model_hint")
     hint = bytes(field.parts[field.data[0]]).decode() if field else ""
     found.sort()
+    provenance = {"gguf": path.name, "model_hint": hint, "gguf_layers": found}
+    if found[0] == 0:  # repeng and EasySteer apply it; llama.cpp refuses the whole file
+        provenance["note"] = "direction.0 (layer 0) is set: llama.cpp would refuse this file."
     return ConceptVector(directions=dirs, model=model, method="gguf-import", name=path.stem,
                          default_layer=found[len(found) // 2],  # the one layer, or the middle one set
-                         provenance={"gguf": path.name, "model_hint": hint, "gguf_layers": found})
+                         provenance=provenance)

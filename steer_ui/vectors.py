@@ -161,7 +161,8 @@ def extract(pos_acts: torch.Tensor, neg_acts: torch.Tensor, model: str, method: 
 
 
 def best_layer(seps) -> int:
-    """The most separable layer within the middle of the network (20%-80% depth).
+    """The most separable layer within the middle of the network: layers int(0.2 n) to
+    int(0.8 n) - 1 (about 20%-80% depth; the whole model below 5 layers starts at 0).
 
     Early layers separate surface wording and late ones the next token; steering
     works best in between, so the choice is kept to the middle band.

@@ -144,8 +144,8 @@ CASES = [
      lambda t: split_items(list(range(5)))),
     ("GGUF export of layer 0", "export --layer 0", VectorError, "cannot apply a control vector to layer 0",
      lambda t: formats.export_gguf(vec(), t / "v.gguf", "llama", layers=[0])),
-    ("GGUF with direction.0", "upload / import --gguf", VectorError, "which llama.cpp never applies",
-     lambda t: formats.import_gguf(_gguf_with(t, "direction.0"), "m", 3, 32)),
+    ("GGUF tensor that names no layer", "upload / import --gguf", VectorError, "does not name a layer",
+     lambda t: formats.import_gguf(_gguf_with(t, "direction.first"), "m", 3, 32)),
     ("preset file without a template", "--pairs / Concept upload", ContrastError, "missing template",
      lambda t: contrast.from_source(str(write(t, "p.json", json.dumps(
          {"positive_persona": "a", "negative_persona": "b", "scenarios": ["x", "y"]}))))),

@@ -209,7 +209,7 @@ def test_gguf_into_other_hidden_size(vec, tmp_path):
 
 def test_gguf_into_fewer_layers(vec, tmp_path):
     path = export_gguf(vec, tmp_path / "happy.gguf", model_hint="llama")
-    with pytest.raises(VectorError, match=r"direction.3 is beyond this model's layers 1..2"):
+    with pytest.raises(VectorError, match=r"direction.3 is beyond this model's layers 0..2"):
         import_gguf(path, model="small", n_layers=3, hidden=D)
 
 
@@ -242,11 +242,13 @@ def test_gguf_sparse_layers(tmp_path):
     assert back.provenance["model_hint"] == "" and back.provenance["gguf_layers"] == [2, 4]
 
 
-def test_gguf_direction_zero_is_not_a_llama_cpp_file(tmp_path):
+def test_gguf_direction_zero_is_kept_with_a_note(tmp_path):
+    """repeng writes direction.0 when trained on layer 0 too; llama.cpp refuses such files."""
     path = tmp_path / "zero.gguf"
-    _write_gguf(path, {"direction.0": np.ones(D, dtype=np.float32)})
-    with pytest.raises(VectorError, match="direction.0 would steer layer 0, which llama.cpp never applies"):
-        import_gguf(path, model="m", n_layers=LAYERS, hidden=D)
+    _write_gguf(path, {"direction.0": np.ones(D, dtype=np.float32), "direction.2": np.full(D, 2.0, dtype=np.float32)})
+    back = import_gguf(path, model="m", n_layers=LAYERS, hidden=D)
+    assert back.directions[:, 0].tolist() == [1.0, 0.0, 2.0, 0.0]
+    assert "llama.cpp would refuse this file" in back.provenance["note"]
     bad = tmp_path / "bad.gguf"
     _write_gguf(bad, {"direction.x": np.ones(D, dtype=np.float32)})
     with pytest.raises(VectorError, match="does not name a layer"):

@@ -101,13 +101,23 @@ def test_collect_served_from_disk_cache(pair, tmp_path, monkeypatch):
 
 
 def test_corrupt_cache_entry_is_recomputed(pair, tmp_path, monkeypatch):
+    """Only the LLM's entry is corrupted: the LLM runs again and its entry is rewritten
+    as safetensors, while the SLM's good entry is still served without a forward pass."""
+    from safetensors.torch import load_file
+
     llm, slm = pair
     first = paired.collect(llm, slm, ("neutral",), n_neutral=40)
-    for f in (tmp_path / "acts").glob("*.safetensors"):
-        f.write_bytes(b"not a safetensors file")
+    (bad,) = [f for f in (tmp_path / "acts").glob("*.safetensors") if llm.name in f.name]
+    bad.write_bytes(b"not a safetensors file")
     monkeypatch.setattr(activations, "_CACHE", OrderedDict())
+    passes = dict(activations.FORWARD_PASSES)
     second = paired.collect(llm, slm, ("neutral",), n_neutral=40)
-    np.testing.assert_allclose(first.x, second.x, atol=1e-6)
+    assert activations.FORWARD_PASSES[llm.name] > passes.get(llm.name, 0)
+    assert activations.FORWARD_PASSES[slm.name] == passes.get(slm.name, 0)
+    np.testing.assert_allclose(second.x, first.x, atol=1e-6)
+    np.testing.assert_array_equal(second.y, first.y)
+    rewritten = load_file(str(bad))["acts"].numpy()  # (texts, layers, 2 poolings, d)
+    np.testing.assert_allclose(np.concatenate([rewritten[:, :, 0], rewritten[:, :, 1]]), first.x, atol=1e-6)
 
 
 def test_key_depends_on_texts(pair):

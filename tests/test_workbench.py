@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from conftest import make_tiny
 from steer_ui import activations, contrast
@@ -45,14 +46,44 @@ def test_mean_pooling_with_a_shared_chat_header_starts_after_it():
     assert extract_concept(lm, cs, "mean-diff", "mean").vector.directions.abs().sum() > 0
 
 
+def _mean_by_hand(lm, text: str, start: int) -> torch.Tensor:
+    """Every layer's output averaged over tokens ``start``.. of ``text`` alone, read with
+    hooks of our own (no batching, no shared-prefix cache): (layers, d)."""
+    ids = activations.token_ids(lm, [text])[0]
+    outputs = [None] * lm.n_layers
+
+    def keep(i):
+        def hook(module, args, output):
+            outputs[i] = (output[0] if isinstance(output, tuple) else output)[0, start:].mean(0)
+        return hook
+
+    handles = [layer.register_forward_hook(keep(i)) for i, layer in enumerate(lm.layers)]
+    try:
+        with torch.inference_mode():
+            lm.model(input_ids=torch.tensor([ids]))
+    finally:
+        for h in handles:
+            h.remove()
+    return torch.stack(outputs)
+
+
 def test_mean_pooling_of_ab_items_averages_the_answer():
     lm = make_tiny("llama")
-    items = [{"question": f"w{i} w{i + 1} day", "answer_matching_behavior": "happy",
-              "answer_not_matching_behavior": "sad"} for i in range(0, 8, 2)]
+    items = [{"question": f"w{i} w{i + 1} day", "answer_matching_behavior": "very happy day",
+              "answer_not_matching_behavior": "not sad night"} for i in range(0, 8, 2)]
     cs = contrast.from_ab_items(items, balance=False)
     starts = mean_starts(lm, cs)
     q_len = [len(activations.token_ids(lm, [lm.chat(p.user)])[0]) for p in cs.positive]
-    assert starts[: len(cs)] == q_len
+    assert starts == q_len * 2  # each side's window opens where its answer does
+    ex = extract_concept(lm, cs, "mean-diff", "mean")
+    pos_texts, neg_texts = cs.texts(lm)
+    for i, (text, start) in enumerate(zip(pos_texts + neg_texts, starts)):
+        row = (ex.pos if i < len(cs) else ex.neg)[i % len(cs)]
+        assert len(activations.token_ids(lm, [text])[0]) - start == 3  # the three answer tokens
+        assert torch.allclose(row, _mean_by_hand(lm, text, start), atol=1e-5)
+        # not the last token alone, nor the question and answer together
+        assert not torch.allclose(row, _mean_by_hand(lm, text, -1), atol=1e-3)
+        assert not torch.allclose(row, _mean_by_hand(lm, text, 1), atol=1e-3)
 
 
 def test_loads_keep_the_apps_device_map_and_remote_code_settings(monkeypatch):
