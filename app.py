@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -37,6 +38,9 @@ def check_host(host: str, expose: bool) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # One line per user error (bad list, bad file) in the terminal; tracebacks only for real bugs.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("steer_ui").setLevel(logging.INFO)
     from steer_ui.ui import build
     from steer_ui.workbench import Workbench
 

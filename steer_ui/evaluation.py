@@ -87,16 +87,22 @@ def load_items(path: str | Path) -> list[Item]:
 
 def balance_letters(items: Sequence[Item]) -> list[Item]:
     """Each CAA-style item also in the swapped option order, answers relabelled."""
-    out = []
-    for it in items:
-        out.append(it)
+    return balanced(items)[0]
+
+
+def balanced(items: Sequence[Item]) -> tuple[list[Item], list[int]]:
+    """``balance_letters`` plus, per row, the index of the item it came from: the two
+    orders of one item are one observation, not two (bootstrap CIs resample items)."""
+    out, groups = [], []
+    for g, it in enumerate(items):
+        out.append(it), groups.append(g)
         swapped = swap_options(it.prompt)
         letters = {c.strip()[:3] for c in it.choices}
         if swapped is not None and letters == {"(A)", "(B)"}:
             relabel = {"(A)": "(B)", "(B)": "(A)"}
             choices = tuple(c.replace(c.strip()[:3], relabel[c.strip()[:3]], 1) for c in it.choices)
-            out.append(Item(swapped, choices, it.answer))
-    return out
+            out.append(Item(swapped, choices, it.answer)), groups.append(g)
+    return out, groups
 
 
 def choice_logprobs(lm, items: Sequence[Item], vector=None, intensities: Sequence[float] = (0.0,),
@@ -180,14 +186,31 @@ class Scores:
         return cls((logp.argmax(1) == answers).astype(float), p[rows, answers])
 
 
-def ci(values: np.ndarray, seed: int = 0) -> list[float]:
-    """95% bootstrap CI (scipy, percentile) of the mean of ``values``."""
+def ci(values: np.ndarray, seed: int = 0, groups: Sequence[int] | None = None) -> list[float]:
+    """95% bootstrap CI (percentile) of the mean of ``values``.
+
+    ``groups``: rows that share a group (the two letter orders of one A/B item) are
+    resampled together, so the interval counts items, not rows. scipy's ``bootstrap``
+    resamples rows only, hence the few lines of cluster resampling here.
+    """
     values = np.asarray(values, float)
     if len(values) < 2 or np.ptp(values) == 0:
         return [float(values.mean()), float(values.mean())]
+    if groups is not None and len(set(groups)) < len(values):
+        return _cluster_ci(values, np.asarray(groups), seed)
     res = bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=2000,
                     method="percentile", random_state=seed)
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
+def _cluster_ci(values: np.ndarray, groups: np.ndarray, seed: int, n_resamples: int = 2000) -> list[float]:
+    ids, inverse = np.unique(groups, return_inverse=True)
+    sums = np.bincount(inverse, weights=values)  # (groups,)
+    counts = np.bincount(inverse).astype(float)
+    draws = np.random.default_rng(seed).integers(0, len(ids), (n_resamples, len(ids)))  # groups per resample
+    means = sums[draws].sum(1) / counts[draws].sum(1)  # row-weighted mean of each resample
+    low, high = np.percentile(means, [2.5, 97.5])
+    return [float(low), float(high)]
 
 
 def margin(logp: np.ndarray) -> np.ndarray:

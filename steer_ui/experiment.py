@@ -61,8 +61,9 @@ def _choose(dev_logp: np.ndarray, answers: np.ndarray, grid: list[float]) -> int
 
 
 def run_arm(arm: Arm, dev: list, test: list, grid: list[float], scaling: str,
-            fluency_texts: list[str] | None = None) -> dict:
-    """Scores of one arm: chosen intensity, dev/test metrics, the test dose-response."""
+            fluency_texts: list[str] | None = None, groups: list[int] | None = None) -> dict:
+    """Scores of one arm: chosen intensity, dev/test metrics, the test dose-response.
+    ``groups``: the item each test row came from (CIs resample items)."""
     mode = "adaptive" if scaling == "adaptive" else "relative"
     grid = [0.0] if arm.vector is None else grid
     a_dev = np.array([it.answer for it in dev])
@@ -83,8 +84,8 @@ def run_arm(arm: Arm, dev: list, test: list, grid: list[float], scaling: str,
     curve = [_metrics(test_logp[:, k], a_test) for k in range(len(grid))]
     report = {
         "intensity": chosen, "layer": arm.layer, "mode": mode, "dev": dev_block,
-        "test": {"accuracy": float(s.correct.mean()), "accuracy_ci": ev.ci(s.correct),
-                 "p_match": float(s.p_match.mean()), "p_match_ci": ev.ci(s.p_match)},
+        "test": {"accuracy": float(s.correct.mean()), "accuracy_ci": ev.ci(s.correct, groups=groups),
+                 "p_match": float(s.p_match.mean()), "p_match_ci": ev.ci(s.p_match, groups=groups)},
         "curve": {"intensity": grid, "accuracy": [float(c.correct.mean()) for c in curve],
                   "p_match": [float(c.p_match.mean()) for c in curve]},
         "_correct": s.correct, "_p_match": s.p_match,
@@ -104,24 +105,26 @@ def run(arms: list[Arm], items: list, grid: list[float], scaling: str = "dev-swe
     if scaling not in SCALING:
         raise DatasetError(f"Unknown scaling {scaling!r}: use {', '.join(SCALING)}.")
     dev, test = split_items(items, seed=seed)
+    n_items = len(test)
+    groups = list(range(len(test)))
     if balance:
-        dev, test = ev.balance_letters(dev), ev.balance_letters(test)
+        dev, (test, groups) = ev.balance_letters(dev), ev.balanced(test)
     out: dict = {}
     for n, arm in enumerate(arms):
         if progress:
             progress(n / len(arms), f"arm {arm.name}")
-        out[arm.name] = run_arm(arm, dev, test, grid, scaling, fluency_texts)
+        out[arm.name] = run_arm(arm, dev, test, grid, scaling, fluency_texts, groups)
     base = out.get("baseline")
     for name, r in out.items():
         if base is not None and arm_model(arms, name) is arm_model(arms, "baseline"):
             diff = r["_correct"] - base["_correct"]
             r["test"]["delta_vs_baseline"] = float(diff.mean())
-            r["test"]["delta_ci"] = ev.ci(diff)
+            r["test"]["delta_ci"] = ev.ci(diff, groups=groups)
             r["test"]["delta_p_match"] = float((r["_p_match"] - base["_p_match"]).mean())
     for r in out.values():  # only after every delta: the baseline's arrays are needed by all
         r.pop("_correct"), r.pop("_p_match")
-    return {"arms": out, "n_dev": len(dev), "n_test": len(test), "seed": seed, "scaling": scaling,
-            "intensities": grid}
+    return {"arms": out, "n_dev": len(dev), "n_test": len(test), "n_test_items": n_items, "seed": seed,
+            "scaling": scaling, "intensities": grid}
 
 
 def arm_model(arms: list[Arm], name: str):

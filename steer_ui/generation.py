@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +26,16 @@ from .errors import ResourceError, SteerError, is_out_of_memory
 from .steering import check_intensities, steer
 from .vectors import ConceptVector
 
-_DONE = object()
+_DONE, _WAITING = object(), object()
+
+
+@contextmanager
+def _held(lock):
+    """Release a lock acquired just before, whatever happens inside."""
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -76,41 +87,70 @@ class SeededSampler(LogitsProcessor):
 
 
 class _Stream(StoppingCriteria):
-    """Called once per generated token: publishes new tokens, honours the stop event."""
+    """Called once per generated token: publishes new tokens, honours the stop events
+    (the caller's, shared with its other generations, and this generation's own)."""
 
-    def __init__(self, out: queue.Queue, stop: threading.Event, prompt_len: int):
-        self.out, self.stop, self.prompt_len = out, stop, prompt_len
+    def __init__(self, out: queue.Queue, stops: tuple[threading.Event, ...], prompt_len: int):
+        self.out, self.stops, self.prompt_len = out, stops, prompt_len
 
     def __call__(self, input_ids, scores, **kwargs):
         self.out.put(input_ids[:, self.prompt_len:].cpu())
-        return torch.full((input_ids.shape[0],), self.stop.is_set(), dtype=torch.bool,
-                          device=input_ids.device)
+        stop = any(s.is_set() for s in self.stops)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+@dataclass
+class Stats:
+    """What a finished generation cost: new tokens per row (up to its end of text) and time."""
+
+    tokens: list[int]
+    seconds: float  # from the first forward pass (not the wait for the model) to the end
+
+    @property
+    def tokens_per_second(self) -> float:
+        return max(self.tokens, default=0) / self.seconds if self.seconds > 0 else 0.0
 
 
 def stream(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[float], layers=None,
            sampling: Sampling = Sampling(), mode: str = "relative", positions: str = "all",
-           stop: threading.Event | None = None, chat: bool = True) -> Iterator[list[str]]:
-    """Yield the texts of all rows (one per intensity) each time a token is added."""
+           stop: threading.Event | None = None, chat: bool = True,
+           stats: list[Stats] | None = None, on_wait=None) -> Iterator[list[str]]:
+    """Yield the texts of all rows (one per intensity) each time a token is added.
+
+    ``stop`` (the user's Stop) ends it at the next token and may be shared by several
+    generations; a generation that ends never sets it, so it cannot cut the others
+    short. ``stats``, when given, receives this generation's ``Stats`` at the end.
+    ``on_wait()`` is called (and empty texts yielded) when the model is busy with
+    another generation, before this one waits for it: a wait is never silent.
+    """
     values = check_intensities(intensities)
     sampling.check()
-    stop = stop or threading.Event()
+    own = threading.Event()  # set when this consumer finishes or goes away
+    stops = (own,) if stop is None else (own, stop)
     text = lm.chat(prompt) if chat else prompt
     out: queue.Queue = queue.Queue()
     errors: list[BaseException] = []
+    last: list[torch.Tensor] = []
 
     def work():
         try:
-            with lm.lock:
+            if not lm.lock.acquire(blocking=False):
+                out.put(_WAITING)
+                lm.lock.acquire()
+            with _held(lm.lock):
                 batch = encode(lm, [text] * len(values), padding_side="left")
                 prompt_len = batch["input_ids"].shape[1]
+                criteria, started = _Stream(out, stops, prompt_len), time.perf_counter()
                 with steer(lm, vector, values, layers, mode, positions, prompt_len), torch.inference_mode():
-                    lm.model.generate(
+                    ids = lm.model.generate(
                         **batch, max_new_tokens=sampling.max_new_tokens,
                         pad_token_id=lm.tokenizer.pad_token_id,
-                        stopping_criteria=StoppingCriteriaList([_Stream(out, stop, prompt_len)]),
+                        stopping_criteria=StoppingCriteriaList([criteria]),
                         logits_processor=sampling.processors(len(values)),
                         do_sample=False, temperature=None, top_p=None, top_k=None,
                     )
+                if stats is not None:
+                    stats.append(_stats(lm, ids[:, prompt_len:], started))
         except BaseException as exc:  # handed to the caller's thread below
             errors.append(exc)
         finally:
@@ -120,15 +160,28 @@ def stream(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[
     worker.start()
     try:
         while (item := out.get()) is not _DONE:
+            if item is _WAITING:
+                if on_wait is not None:
+                    on_wait()
+                yield [""] * len(values)
+                continue
             yield lm.tokenizer.batch_decode(item, skip_special_tokens=True)
     finally:
-        stop.set()  # the consumer went away or finished: end the worker promptly
+        own.set()  # the consumer went away or finished: end this worker promptly
         worker.join()
     if errors:
         exc = errors[0]
         if is_out_of_memory(exc):
             raise ResourceError("Out of memory while generating: use fewer tokens or intensities.") from exc
         raise exc
+
+
+def _stats(lm, new: torch.Tensor, started: float) -> Stats:
+    """Tokens per row up to its first end-of-text (pad) token, and the time since ``started``."""
+    pad = lm.tokenizer.pad_token_id
+    ends = [(row == pad).nonzero() for row in new.cpu()]  # (rows, new) -> first pad per row
+    tokens = [int(e[0]) if len(e) else int(new.shape[1]) for e in ends]
+    return Stats(tokens, time.perf_counter() - started)
 
 
 def generate(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[float],

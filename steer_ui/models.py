@@ -284,7 +284,13 @@ def _load_hub(spec: ModelSpec, dtype, progress):
 
 def _load_bundled(spec: ModelSpec, dtype, progress):
     model = zoo.get(spec.source)
-    return _cached_gguf(spec, dtype, progress, model.name, lambda: zoo.gguf_file(model), model.sha256)
+
+    def joined():  # the join is the first tenth of a first load
+        return zoo.gguf_file(model, lambda f, m: progress(0.02 + 0.08 * f, m))
+
+    loaded = _cached_gguf(spec, dtype, progress, model.name, joined, model.sha256)
+    zoo.drop_joined(model)  # the dense copy serves from now on; the parts can join again if needed
+    return loaded
 
 
 def _load_gguf(spec: ModelSpec, dtype, progress):

@@ -29,36 +29,53 @@ def pca_scatter(pos: np.ndarray, neg: np.ndarray, directions: Mapping[str, np.nd
     center = pca.transform(x.mean(0, keepdims=True))[0]
     spread = float(np.abs(np.concatenate([pp, pn]) - center).max() or 1.0)
     colors = [ACCENT, "#ff7f0e", "#7f7f7f", "#9467bd"]
-    for (name, d), color in zip(directions.items(), colors):
+    for k, ((name, d), color) in enumerate(zip(directions.items(), colors)):
         v = pca.components_ @ (d / (np.linalg.norm(d) + 1e-12))  # direction in the PC plane
         tip = center + v * spread * 0.9 / (np.linalg.norm(v) + 1e-12) * min(1.0, np.linalg.norm(v) * 3)
         fig.add_annotation(x=tip[0], y=tip[1], ax=center[0], ay=center[1], xref="x", yref="y",
                            axref="x", ayref="y", showarrow=True, arrowhead=3, arrowwidth=3,
-                           arrowcolor=color, text=name, font={"color": color})
+                           arrowcolor=color, text="")
+        # the label sits beyond the tip, each one a line lower: arrows that nearly coincide
+        # (a transfer that arrived) would otherwise print their names on top of each other
+        fig.add_annotation(x=tip[0], y=tip[1], xref="x", yref="y", text=f"<b>{name}</b>", showarrow=False,
+                           font={"color": color}, yshift=-16 * k + 10, xanchor="left", xshift=6,
+                           bgcolor="rgba(255,255,255,0.7)")
     ev = pca.explained_variance_ratio_
     fig.update_layout(title=title, xaxis_title=f"PC1 ({ev[0]:.0%} of variance)",
-                      yaxis_title=f"PC2 ({ev[1]:.0%} of variance)", height=420,
-                      margin={"l": 40, "r": 10, "t": 50, "b": 40}, legend={"orientation": "h"})
+                      yaxis_title=f"PC2 ({ev[1]:.0%} of variance)", height=440,
+                      margin={"l": 40, "r": 10, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.22})
     return fig
 
 
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+
+
 def separability_profile(curves: Mapping[str, Sequence[float]], marks: Mapping[str, int] | None = None,
+                         current: Mapping[str, int] | None = None,
                          title: str = "Separability by relative depth") -> go.Figure:
-    """Per-layer scores of several models on one axis of relative depth (0 = first layer)."""
+    """Per-layer scores of several models on one axis of relative depth (0 = first layer).
+
+    ``marks``: each model's best layer (a star in its line's colour); ``current``: the
+    layer each model is viewed/steered at (an open ring in the same colour)."""
     fig = go.Figure()
-    for name, ys in curves.items():
+    for (name, ys), color in zip(curves.items(), PALETTE):
         n = len(ys)
         depth = np.arange(n) / max(n - 1, 1)
-        fig.add_scatter(x=depth, y=list(ys), mode="lines+markers", name=name,
-                        text=[f"layer {i}" for i in range(n)],
+        fig.add_scatter(x=depth, y=list(ys), mode="lines+markers", name=name, line={"color": color},
+                        marker={"color": color}, text=[f"layer {i}" for i in range(n)],
                         hovertemplate="%{text}: %{y:.3f}<extra>" + name + "</extra>")
-        if marks and name in marks and marks[name] is not None:
-            i = marks[name]
-            fig.add_scatter(x=[depth[i]], y=[ys[i]], mode="markers", showlegend=False,
-                            marker={"size": 14, "symbol": "star"}, hoverinfo="skip")
-    fig.update_layout(title=title, xaxis_title="relative depth (layer / (layers - 1))",
-                      yaxis_title="cross-validated AUC", yaxis_range=[0.4, 1.02], height=360,
-                      margin={"l": 40, "r": 10, "t": 50, "b": 40})
+        for key, marker, label in ((marks, {"size": 16, "symbol": "star"}, "best"),
+                                   (current, {"size": 18, "symbol": "circle-open", "line": {"width": 3}},
+                                    "current")):
+            i = key.get(name) if key else None
+            if i is not None and 0 <= i < n:
+                fig.add_scatter(x=[depth[i]], y=[ys[i]], mode="markers", showlegend=False,
+                                marker={**marker, "color": color},
+                                hovertemplate=f"{name}: {label} layer {i} (%{{y:.3f}})<extra></extra>")
+    fig.update_layout(title=title, xaxis_title="relative depth (layer / (layers - 1)); star: best layer, "
+                      "ring: the slider's layer", yaxis_title="cross-validated AUC", yaxis_range=[0.4, 1.02],
+                      height=360, margin={"l": 40, "r": 10, "t": 50, "b": 40},
+                      legend={"orientation": "h", "y": -0.25})
     return fig
 
 
@@ -74,7 +91,8 @@ def heatmap(scores: np.ndarray, title: str, x_title: str, y_title: str, best: Se
 
 def lines(xs: Sequence[float], curves: Mapping[str, Sequence[float]], title: str, x_title: str,
           y_title: str, bands: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> go.Figure:
-    """Several named curves over one x axis, with optional (low, high) bands."""
+    """Several named curves over one x axis, with optional (low, high) bands; the legend
+    sits below the plot so long curve names never squeeze it."""
     fig = go.Figure()
     for name, ys in curves.items():
         fig.add_scatter(x=list(xs), y=list(ys), mode="lines+markers", name=name)
@@ -82,5 +100,6 @@ def lines(xs: Sequence[float], curves: Mapping[str, Sequence[float]], title: str
             lo, hi = bands[name]
             fig.add_scatter(x=list(xs) + list(xs)[::-1], y=list(hi) + list(lo)[::-1], fill="toself",
                             opacity=0.15, line={"width": 0}, showlegend=False, hoverinfo="skip")
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=380)
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=420,
+                      legend={"orientation": "h", "y": -0.22, "x": 0}, margin={"l": 40, "r": 10, "t": 50, "b": 40})
     return fig

@@ -154,14 +154,14 @@ def steer(lm, vector, intensity: float | Sequence[float], layers=None,
     if len(values) == 1 and not isinstance(vector, (ConceptVector, type(None))):
         values = values * len(list(vector))
     vectors = row_vectors(vector, len(values))
+    present = [v for v in vectors if v is not None]
+    for v in present:  # checked even at intensity 0: a bad layer or vector is reported either way
+        check_fits(v, lm)
+    chosen = check_layers(present[0].default_layer if layers is None else layers, lm.n_layers) if present else []
     with lm.lock:
         if not any(v is not None and x for v, x in zip(vectors, values)):
             yield  # nothing to add: the model runs untouched, bit for bit
             return
-        present = [v for v in vectors if v is not None]
-        for v in present:
-            check_fits(v, lm)
-        chosen = check_layers(present[0].default_layer if layers is None else layers, lm.n_layers)
         start = max(prompt_length - 1, 0) if positions == "generated" else 0
         handles = []
         try:

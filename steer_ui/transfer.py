@@ -145,8 +145,11 @@ def check_transferable(vector: ConceptVector, llm, slm) -> None:
                             f"{llm.name} has {llm.n_layers} layers x {llm.hidden_size}.")
 
 
-def carry(vector: ConceptVector, maps: list[LayerMap], llm_norms, slm_norms, slm_name: str) -> ConceptVector:
-    """The SLM vector: each SLM layer's direction mapped from its LLM layer."""
+def carry(vector: ConceptVector, maps: list[LayerMap], llm_norms, slm_norms, slm_name: str,
+          slm_family: str = "") -> ConceptVector:
+    """The SLM vector: each SLM layer's direction mapped from its LLM layer. It keeps the
+    concept's name; its default layer is the SLM layer whose LLM layer is nearest the
+    LLM vector's default layer (recorded as ``source_layer``)."""
     dirs = []
     for m in maps:
         d = vector.directions[m.llm_layer].float().numpy() / float(llm_norms[m.llm_layer])
@@ -156,10 +159,13 @@ def carry(vector: ConceptVector, maps: list[LayerMap], llm_norms, slm_norms, slm
     layer = vector.default_layer
     slm_layer = min(range(len(maps)), key=lambda j: abs(maps[j].llm_layer - layer)) if layer is not None else None
     return replace(vector, directions=torch.from_numpy(np.stack(dirs)).float(), model=slm_name,
-                   name=f"{vector.name}@{maps[0].method}", method=f"transfer:{maps[0].method}",
-                   default_layer=slm_layer, separability=(), residual_norms=(),
-                   provenance={**vector.provenance, "transferred_from": vector.model,
-                               "source_layer": layer, "map": maps[0].method,
+                   method=f"transfer:{maps[0].method}", default_layer=slm_layer, separability=(),
+                   residual_norms=(),
+                   provenance={**vector.provenance, "family": slm_family,
+                               "source_family": vector.provenance.get("family", ""),
+                               "transferred_from": vector.model, "source_layer": layer,
+                               "source_layer_used": maps[slm_layer].llm_layer if slm_layer is not None else None,
+                               "map": maps[0].method,
                                "fit_r2": [round(m.r2.get("all", float("nan")), 4) for m in maps]})
 
 
@@ -178,4 +184,4 @@ def transfer(vector: ConceptVector, llm, slm, paired: PairedActivations, method:
         sources = depth_pairs(llm.n_layers, slm.n_layers)
     cache_id = f"{llm.name}|{llm.dtype}|{slm.name}|{slm.dtype}"
     maps = [fit_map(paired, ln, sn, i, j, method, cache_id) for j, i in enumerate(sources)]
-    return carry(vector, maps, ln, sn, slm.name), maps, cka
+    return carry(vector, maps, ln, sn, slm.name, slm.family), maps, cka

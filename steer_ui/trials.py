@@ -16,52 +16,72 @@ from .workbench import Workbench
 
 
 def transfer_concept(wb: Workbench, state: SessionState, method: str, matching: str, sources: list[str],
-                     n_neutral: int, progress=None) -> tuple[str, go.Figure, go.Figure | None]:
-    """Carry the LLM's concept into the SLM; returns the diagnostics text and plots.
-
-    The new vector joins the SLM's vector choices as ``transferred:<map>``.
-    """
+                     n_neutral: int, progress=None) -> tuple[str, go.Figure, go.Figure | None, str]:
+    """Carry the LLM's concept into the SLM; returns the diagnostics text, the plots and
+    the new vector's name (``transferred:<map>:<concept>``) among the SLM's vectors."""
     from . import diagnostics, paired, transfer
 
     if "llm" not in state.extractions:
         raise SteerError("Extract a concept in the LLM first (Concept tab), then transfer it.")
     llm, slm = wb.get("llm"), wb.get("slm")
     source = state.extractions["llm"]
-    pairs = paired.collect(llm, slm, sources, concept_name(source.contrast.source), n_neutral, progress=progress)
+    left_out = concept_name(source.contrast.source)
+    pairs = paired.collect(llm, slm, sources, left_out, n_neutral, progress=progress)
     vector, maps, cka = transfer.transfer(source.vector, llm, slm, pairs, method, matching)
     native = state.extractions.get("slm")
     report = diagnostics.diagnose(vector, maps, native.vector if native else None,
                                   native.pos.numpy() if native else None, native.neg.numpy() if native else None)
-    state.extra[f"transferred:{method}"] = vector
-    return _report_markdown(report, method, matching, len(pairs)), _report_figure(report), \
-        (plots.heatmap(cka, "Linear CKA of every layer pair", "SLM layer", "LLM layer",
-                       best=None) if cka is not None else None)
+    kind = state.add(f"transferred:{method}:{vector.name}", vector)
+    text = _report_markdown(report, kind, vector, matching, len(pairs), sources, left_out)
+    heat = plots.heatmap(cka, "Linear CKA of every layer pair", "SLM layer", "LLM layer") if cka is not None else None
+    return text, _report_figure(report), heat, kind
 
 
-def _report_markdown(report, method: str, matching: str, n: int) -> str:
+# What each figure of a transfer report means, in one line (shown beside it).
+MEANING = {
+    "r2": "how well the map predicts the SLM's activations of held-out texts (1 = exactly); not evidence "
+          "of transfer by itself",
+    "cos_native": "cosine of the carried direction with the SLM's own (native) one",
+    "chance_mapped_p95": "chance level: the 95th percentile of the absolute cosine of random LLM directions "
+                         "sent through the same map; a carried concept must beat it",
+    "chance_slm_p95": "the same for random SLM directions (no map at all)",
+    "auc_transferred": "how well the carried direction separates the SLM's own contrast prompts "
+                       "(0.5 = not at all, 1 = perfectly)",
+    "auc_native": "the same for the native direction (cross-validated)",
+}
+
+
+def _report_markdown(report, kind: str, vector, matching: str, n: int, sources: list[str],
+                     left_out: str | None) -> str:
     s = report.summary()
-    status = "✅" if report.arrived() else "⚠️"
+    status = "✔" if report.arrived() else "⚠"
+    saw = " and ".join(sources) + (f" texts, without the {left_out} prompts" if left_out else " texts")
+    p = vector.provenance
     lines = [f"{status} **{report.verdict}**", "",
-             f"map **{method}**, layers by **{matching}**, {n} paired texts; SLM layer {s['slm_layer']} "
-             f"<- LLM layer {s['llm_layer']}", "",
-             "| measure | value |", "|---|---|"]
+             f"**{kind}** steers at SLM layer **{vector.default_layer}**: its map carried the LLM's best layer "
+             f"{p.get('source_layer')} there (from LLM layer {p.get('source_layer_used')}, layers matched by "
+             f"{matching}). The figures below are read at SLM layer {s['slm_layer']} (from LLM layer "
+             f"{s['llm_layer']}), where the SLM's own vector separates best. The map was fitted on {n} paired "
+             f"{saw}.", "",
+             "| measure | value | what it means |", "|---|---|---|"]
     for k, v in s["r2"].items():
-        lines.append(f"| held-out R^2 ({k}) | {v} |")
+        lines.append(f"| held-out R² ({k}) | {v} | {MEANING['r2'] if k == 'all' else ''} |")
     for k in ("cos_native", "chance_mapped_p95", "chance_slm_p95", "auc_transferred", "auc_native"):
-        lines.append(f"| {k.replace('_', ' ')} | {s[k]} |")
-    return "\n".join(lines + [""] + [f"⚠️ {w}" for w in report.warnings])
+        lines.append(f"| {k.replace('_', ' ')} | {s[k]} | {MEANING[k]} |")
+    return "\n".join(lines + [""] + [f"⚠ {w}" for w in report.warnings])
 
 
 def _report_figure(report) -> go.Figure:
     xs = list(range(len(report.pairs)))
-    curves = {"held-out R^2 (all)": report.r2.get("all", [])}
+    curves = {"held-out R² (all)": report.r2.get("all", [])}
     if report.cos_native is not None:
         curves.update({"cos(transferred, native)": report.cos_native,
-                       "chance: random LLM vectors through the map (p95 |cos|)": report.chance_mapped,
-                       "chance: random SLM vectors (p95 |cos|)": report.chance_slm})
+                       "chance: random LLM vectors through the map": report.chance_mapped,
+                       "chance: random SLM vectors": report.chance_slm})
     if report.auc_transferred is not None:
         curves["AUC along transferred"] = report.auc_transferred
-    return plots.lines(xs, curves, "Transfer diagnostics by SLM layer", "SLM layer", "value")
+    return plots.lines(xs, curves, "Transfer diagnostics by SLM layer (chance: 95th percentile |cos|)",
+                       "SLM layer", "value")
 
 
 TASK_FILES = {"sentiment (ours, A/B)": "tasks/sentiment_ab.jsonl", "true/false (ours, A/B)": "tasks/truefalse_ab.jsonl",
@@ -119,12 +139,26 @@ def evaluate(wb: Workbench, state: SessionState, dataset: str, upload: str | Non
                                                     for m in metrics]
 
 
+MIN_TEST_ITEMS = 50  # below this a 95% CI of an accuracy spans more than +-0.14: too wide to tell arms apart
+METRIC_MEANING = {"accuracy": "share of test items answered right",
+                  "efficacy": "mean concept score of the generated text (1 = reads like the positive side)"}
+
+
 def _results_markdown(result: dict, key: str) -> str:
     from .fluency import fluency_warning
 
-    rows = [f"test n={result['n_test']}, dev n={result['n_dev']}", "",
-            f"| arm | vector | layer | intensity | {key} | 95% CI | delta vs baseline | delta CI | perplexity |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    items = result.get("n_test_items", result["n_test"])
+    second = ("p(match), in the second plot, is the probability the model gives the right answer among the "
+              "item's choices" if key == "accuracy" else
+              "the second plot is the perplexity of neutral text under steering (damage)")
+    rows = [f"**{key}**: {METRIC_MEANING[key]}. Test split: {items} items ({result['n_test']} rows with any "
+            f"letter-swapped copies; CIs resample items), dev split: {result['n_dev']} rows. Each arm's "
+            f"intensity was chosen on dev; {second}.", ""]
+    if items < MIN_TEST_ITEMS:
+        rows += [f"⚠ **Too few items to tell**: {items} test items (under {MIN_TEST_ITEMS}); differences "
+                 "between arms this small are noise. Use a larger dataset or raise the item limit.", ""]
+    rows += [f"| arm | vector | layer | intensity | {key} [95% CI] | Δ vs baseline [95% CI] | perplexity |",
+             "|---|---|---|---|---|---|---|"]
     vectors = result.get("vectors", {})
     base_ppl = result["arms"].get("baseline", {}).get("perplexity")
     warnings = []
@@ -134,13 +168,13 @@ def _results_markdown(result: dict, key: str) -> str:
         ppl = arm.get("perplexity")
         delta = t.get("delta_vs_baseline")
         layer = "-" if arm.get("layer") is None else arm["layer"]
-        rows.append(f"| {name} | {vectors.get(name, '-')} | {layer} | {x} | {t[key]:.3f} | {_fmt(t.get(key + '_ci'))} | "
-                    f"{'-' if delta is None else f'{delta:+.3f}'} | {_fmt(t.get('delta_ci'))} | "
-                    f"{'-' if ppl is None else f'{ppl:.1f}'} |")
+        delta_cell = "-" if delta is None else f"{delta:+.3f} {_fmt(t.get('delta_ci'))}"
+        rows.append(f"| {name} | {vectors.get(name, '-')} | {layer} | {x} | {t[key]:.3f} {_fmt(t.get(key + '_ci'))} | "
+                    f"{delta_cell} | {'-' if ppl is None else f'{ppl:.1f}'} |")
         if ppl and base_ppl and (w := fluency_warning(ppl, base_ppl)):
-            warnings.append(f"⚠️ {name}: {w}")
-    return "\n".join(rows + [""] + warnings)
+            warnings.append(f"⚠ {name}: {w}")
+    return "\n\n".join(["\n".join(rows), *warnings])
 
 
 def _fmt(ci) -> str:
-    return "-" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return "" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"

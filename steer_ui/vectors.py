@@ -13,6 +13,7 @@ held-out pairs on a direction fitted without them.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -188,8 +189,12 @@ def letter_cosines(pos_acts: torch.Tensor, neg_acts: torch.Tensor, letters) -> l
 
 
 def random_like(v: ConceptVector, seed: int = 0) -> ConceptVector:
-    """An equal-norm random direction per layer: the control any effect must beat."""
-    g = torch.Generator().manual_seed(seed)
+    """An equal-norm random direction per layer: the control any effect must beat.
+
+    A fixed function of the concept (its prompts' digest and model) and ``seed``: the
+    same control every time for one concept, another one for another concept."""
+    mixed = hashlib.sha256(f"{v.model}|{v.prompts_hash}|{v.name}|{seed}".encode()).digest()
+    g = torch.Generator().manual_seed(int.from_bytes(mixed[:8], "little") & (2**63 - 1))
     noise = torch.randn(v.directions.shape, generator=g)
     noise = noise / noise.norm(dim=1, keepdim=True) * v.directions.float().norm(dim=1, keepdim=True)
     return replace(v, directions=noise, name=f"random({v.name})", method="random",

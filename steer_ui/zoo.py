@@ -130,11 +130,12 @@ def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def gguf_file(model: BundledModel) -> Path:
+def gguf_file(model: BundledModel, progress=None) -> Path:
     """A verified GGUF file for ``model``: the package file itself, or a joined copy.
 
     A joined file in the cache whose hash does not match (partial write, corruption)
-    is deleted and rebuilt from the parts, never used.
+    is deleted and rebuilt from the parts, never used. ``progress(fraction, message)``
+    hears about the join (about 1 GB for the default LLM) every tenth of the way.
     """
     parts = part_paths(model)
     if len(parts) == 1:
@@ -143,7 +144,7 @@ def gguf_file(model: BundledModel) -> Path:
         target = cache_root() / "gguf" / model.gguf_name
         if target.is_file() and sha256_of(target) == model.sha256:
             return target
-        _join(parts, target)
+        _join(parts, target, progress)
     if sha256_of(target) != model.sha256:
         if len(parts) > 1:
             target.unlink(missing_ok=True)
@@ -154,13 +155,26 @@ def gguf_file(model: BundledModel) -> Path:
     return target
 
 
-def _join(parts: list[Path], target: Path) -> None:
+def drop_joined(model: BundledModel) -> None:
+    """Delete the joined copy of a split model's GGUF (1.1 GB for the default LLM): once
+    the dense cache exists it is not needed, and ``gguf_file`` joins it again on demand."""
+    if len(model.packages) > 1:
+        (cache_root() / "gguf" / model.gguf_name).unlink(missing_ok=True)
+
+
+def _join(parts: list[Path], target: Path, progress=None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
+    total = sum(p.stat().st_size for p in parts)
+    done, reported = 0, 0
     with open(partial, "wb") as out:
         for part in parts:
             with open(part, "rb") as src:
                 shutil.copyfileobj(src, out, 1 << 24)
+            done += part.stat().st_size
+            if progress and (tenth := 10 * done // total) > reported:
+                reported = tenth
+                progress(done / total, f"joining {target.name}: {done >> 20} of {total >> 20} MiB")
     os.replace(partial, target)  # atomic: a crash never leaves a half file named right
 
 

@@ -90,8 +90,8 @@ def test_extract_from_preset_in_both_models(served, extracted):
     summary, llm_layer, slm_layer = result[0], _layer(result[1]), _layer(result[2])
     assert result[1]["maximum"] == wb.models["llm"].n_layers - 1
     assert result[2]["maximum"] == wb.models["slm"].n_layers - 1
-    assert "**LLM** qwen2.5-0.5b: 8 pairs" in summary, summary
-    assert "**SLM** smollm2-135m: 8 pairs" in summary, summary
+    assert "**LLM** qwen2.5-0.5b: **happy-sad**, 8 pairs" in summary, summary
+    assert "**SLM** smollm2-135m: **happy-sad**, 8 pairs" in summary, summary
     n_llm, n_slm = wb.models["llm"].n_layers, wb.models["slm"].n_layers
     assert float(llm_layer).is_integer() and 0.2 * n_llm <= llm_layer < 0.8 * n_llm
     assert float(slm_layer).is_integer() and 0.2 * n_slm <= slm_layer < 0.8 * n_slm
@@ -101,7 +101,7 @@ def test_extract_from_preset_in_both_models(served, extracted):
 
 def test_steer_slm_changes_the_text(extracted):
     client, result = extracted
-    llm_plain, llm_steered, plain, steered = client.predict(**_steer_args(slm_layer=int(_layer(result[2]))))
+    llm_plain, llm_steered, plain, steered, status = client.predict(**_steer_args(slm_layer=int(_layer(result[2]))))
     assert (llm_plain, llm_steered) == ("", "")  # only the SLM was asked for
     assert plain.strip() and steered.strip()
     assert steered != plain
@@ -111,16 +111,17 @@ def test_sweep_returns_one_row_per_intensity_matching_steer(extracted):
     client, result = extracted
     layer = int(_layer(result[2]))
     values = [0.0, 0.8, -0.8]
-    table = client.predict(role_v="SLM", values=", ".join(map(str, values)), prompt_v=PROMPT, kind_v="native",
-                           mode_v="relative", llm_layer=12, slm_layer=layer, max_new_v=24, temperature_v=0,
-                           top_p_v=1, seed_v=0, api_name="/sweep")
+    table, status = client.predict(role_v="SLM", values=", ".join(map(str, values)), prompt_v=PROMPT,
+                                   kind_v="native", mode_v="relative", llm_layer=12, slm_layer=layer, max_new_v=24,
+                                   temperature_v=0, top_p_v=1, seed_v=0, api_name="/sweep")
     rows = table["data"]
+    assert status.startswith(f"SLM: **happy-sad** (native) at layer {layer}, relative · 24 tokens,"), status
     assert len(rows) == len(values)
     assert [float(r[0]) for r in rows] == values
     assert all(str(r[1]).strip() for r in rows)
     assert len({r[1] for r in rows}) == 3, rows  # every intensity says something different
     # the sweep is the same greedy generation as /steer: its 0 and 0.8 rows are those texts
-    _, _, plain, steered = client.predict(**_steer_args(slm_layer=layer))
+    _, _, plain, steered, _ = client.predict(**_steer_args(slm_layer=layer))
     assert rows[0][1] == plain
     assert rows[1][1] == steered
 
@@ -193,7 +194,7 @@ def test_extract_with_only_the_slm_loaded(served, extracted):
         client = _client(served[2])
         result = client.predict(src="Preset", preset_v="happy-sad", limit_v=8, method_v="mean-diff",
                                 position_v="last", pos_v="", neg_v="", ab_v=None, api_name="/extract")
-        assert "**SLM** smollm2-135m: 8 pairs" in result[0] and "**LLM**" not in result[0]
+        assert "**SLM** smollm2-135m: **happy-sad**, 8 pairs" in result[0] and "**LLM**" not in result[0]
     finally:
         wb.models["llm"] = llm
     _still_serving(served, extracted, _models(wb))
@@ -234,11 +235,11 @@ def test_transfer_endpoint_reports_and_offers_the_new_vector(transferred):
     # the verdict is read at the SLM's best layer, carried from the LLM layer at the same depth
     slm_best = int(re.search(r"\*\*SLM\*\* smollm2-135m: .*?best layer (\d+)", extracted_summary(transferred)).group(1))
     llm_layer = depth_pairs(24, 30)[slm_best]
-    assert f"SLM layer {slm_best} <- LLM layer {llm_layer}" in text, text
-    assert "map **ridge**" in text and re.search(rf"at layer {slm_best}", text), text
-    assert kind_update["value"] == "transferred:ridge"
-    assert "transferred:ridge" in [c[0] if isinstance(c, (list, tuple)) else c for c in kind_update["choices"]]
-    assert "transferred:ridge" in arms_update["value"]
+    assert f"read at SLM layer {slm_best} (from LLM layer {llm_layer})" in text, text
+    assert "**transferred:ridge:happy-sad** steers at SLM layer" in text and re.search(rf"at layer {slm_best}", text), text
+    assert kind_update["value"] == "transferred:ridge:happy-sad"
+    assert "transferred:ridge:happy-sad" in [c[0] if isinstance(c, (list, tuple)) else c for c in kind_update["choices"]]
+    assert "transferred:ridge:happy-sad" in arms_update["value"]
 
 
 def extracted_summary(transferred) -> str:
@@ -247,10 +248,11 @@ def extracted_summary(transferred) -> str:
 
 def test_compare_runs_every_vector_of_the_session_in_one_batch(transferred):
     client, result, _ = transferred
-    table = client.predict(prompt_v=PROMPT, x=0.8, mode_v="relative", slm_layer=int(_layer(result[2])),
-                           max_new_v=16, temperature_v=0, top_p_v=1, seed_v=0, api_name="/compare")
+    table, status = client.predict(prompt_v=PROMPT, x=0.8, mode_v="relative", slm_layer=int(_layer(result[2])),
+                                   max_new_v=16, temperature_v=0, top_p_v=1, seed_v=0, api_name="/compare")
+    assert status.startswith(f"SLM: 3 vectors at layer {int(_layer(result[2]))}, intensity +0.80 relative"), status
     rows = {r[0]: r[1] for r in table["data"]}
-    assert list(rows) == ["unsteered", "native", "random control", "transferred:ridge"]
+    assert list(rows) == ["unsteered", "native", "random control", "transferred:ridge:happy-sad"]
     assert all(t.strip() for t in rows.values())
     assert rows["native"] != rows["unsteered"]
 
@@ -262,10 +264,10 @@ def test_evaluate_endpoint_scores_the_sessions_vectors(transferred):
 
     client, _, _ = transferred
     table, plot1, plot2 = client.predict(dataset_v="sentiment (ours, A/B)", upload_v=handle_file(
-        str(FIXTURES / "ab_small.json")), task_v="ab", arms_v=["native", "transferred:ridge"],
+        str(FIXTURES / "ab_small.json")), task_v="ab", arms_v=["native", "transferred:ridge:happy-sad"],
         scaling_v="dev-sweep", grid_v="0, 0.5", limit_v=12, api_name="/evaluate")
     assert "| arm | vector | layer |" in table
-    for arm in ("baseline", "native", "transferred:ridge"):
+    for arm in ("baseline", "native", "transferred:ridge:happy-sad"):
         assert f"| {arm} |" in table, table
     assert plot1 is not None and plot2 is not None
 
@@ -301,7 +303,7 @@ def test_extract_mean_pooling_from_two_lists_that_differ_only_at_the_end(served)
     result = client.predict(src="Two lists", preset_v="happy-sad", limit_v=0, method_v="mean-diff",
                             position_v="mean", pos_v="\n".join(f"{o}, joyfully." for o in openings),
                             neg_v="\n".join(f"{o}, gloomily." for o in openings), ab_v=None, api_name="/extract")
-    assert "**SLM** smollm2-135m: 6 pairs" in result[0] and "**LLM** qwen2.5-0.5b: 6 pairs" in result[0]
+    assert "**SLM** smollm2-135m: **custom**, 6 pairs" in result[0] and "**LLM** qwen2.5-0.5b: **custom**, 6 pairs" in result[0]
 
 
 def test_concept_upload_accepts_an_edited_preset_copy(served, tmp_path):
@@ -318,4 +320,4 @@ def test_concept_upload_accepts_an_edited_preset_copy(served, tmp_path):
     result = _client(served[2]).predict(src="File", preset_v="happy-sad", limit_v=6, method_v="mean-diff",
                                         position_v="last", pos_v="", neg_v="", ab_v=handle_file(str(path)),
                                         api_name="/extract")
-    assert "**SLM** smollm2-135m: 6 pairs" in result[0], result[0]
+    assert "**SLM** smollm2-135m: **cheerful-grumpy**, 6 pairs" in result[0], result[0]

@@ -317,3 +317,33 @@ def test_margin():
     np.testing.assert_allclose(margin(logp), [0.5, 0.0])
     grid = np.stack([logp, logp * 2], 1)  # (n, intensities, choices)
     np.testing.assert_allclose(margin(grid), [[0.5, 1.0], [0.0, 0.0]])
+
+
+def test_ci_resamples_items_not_their_letter_balanced_rows():
+    """An item shown in both letter orders is one observation: duplicating every row
+    must not narrow the interval when the groups say which rows belong together."""
+    from steer_ui.evaluation import ci
+
+    values = np.array([1.0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 1])
+    rows = np.repeat(values, 2)  # each item twice, as balance_letters shows it
+    groups = np.repeat(np.arange(len(values)), 2)
+    by_item = ci(values)
+    naive, clustered = ci(rows), ci(rows, groups=groups)
+    width = lambda c: c[1] - c[0]  # noqa: E731
+    assert width(naive) < 0.8 * width(by_item)  # rows as if independent: too narrow
+    assert width(clustered) == pytest.approx(width(by_item), rel=0.2)
+    # the cluster bootstrap by hand: resample items, weight by their rows
+    rng = np.random.default_rng(0)
+    draws = rng.integers(0, len(values), (2000, len(values)))
+    means = (values[draws] * 2).sum(1) / (2 * len(values))
+    assert clustered == pytest.approx(list(np.percentile(means, [2.5, 97.5])))
+
+
+def test_balanced_rows_name_their_item():
+    from steer_ui.evaluation import Item, balanced
+
+    swappable = Item("Q?\n (A) yes\n (B) no", ("(A)", "(B)"), 0)
+    plain = Item("Is it?", ("yes", "no"), 1)
+    rows, groups = balanced([swappable, plain, swappable])
+    assert groups == [0, 0, 1, 2, 2]
+    assert rows[1].prompt == "Q?\n (A) no\n (B) yes" and rows[1].choices == ("(B)", "(A)")

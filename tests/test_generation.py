@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from conftest import make_tiny
 from steer_ui import generation
 from steer_ui.errors import IntensityError, SteerError, VectorError
 from steer_ui.generation import Sampling, generate, stream
@@ -261,3 +262,70 @@ def test_chat_prompt_used(tiny, vec, monkeypatch):
     monkeypatch.setattr(generation, "encode", spy)
     generate(tiny, "hello", vec, [0.0, 1.0], sampling=Sampling(max_new_tokens=1))
     assert seen == [([tiny.chat("hello")] * 2, "left")]
+
+
+def test_a_shared_stop_is_not_set_when_one_generation_ends(tiny, vec):
+    """The Steer tab's Both mode: two generations share the user's Stop. The one that
+    ends first must not end the other (the LLM's panes were cut short that way)."""
+    _no_eos(tiny)
+    other = make_tiny("qwen2", seed=1)
+    _no_eos(other)
+    stop = threading.Event()
+    short = generate(tiny, PROMPT, vec, [0.0], layers=1, sampling=Sampling(max_new_tokens=2), stop=stop)
+    assert not stop.is_set()
+    stats = []
+    long = generate(other, PROMPT, None, [0.0], sampling=Sampling(max_new_tokens=12), stop=stop, stats=stats)
+    assert stats[0].tokens == [12] and len(short) == 1
+    alone = generate(other, PROMPT, None, [0.0], sampling=Sampling(max_new_tokens=12))
+    assert long == alone
+
+
+def test_the_users_stop_still_ends_a_generation(tiny, vec):
+    _no_eos(tiny)
+    stop = threading.Event()
+    rows = []
+    for texts in stream(tiny, PROMPT, vec, [0.0], layers=1, sampling=Sampling(max_new_tokens=100), stop=stop):
+        rows.append(texts)
+        if len(rows) == 3:
+            stop.set()
+    assert 3 <= len(rows) <= 5
+
+
+def test_stats_count_tokens_up_to_the_end_of_text(tiny, vec):
+    _no_eos(tiny)
+    stats = []
+    generate(tiny, PROMPT, vec, [0.0, 1.0], layers=1, sampling=Sampling(max_new_tokens=6), stats=stats)
+    assert stats[0].tokens == [6, 6] and stats[0].seconds > 0
+    assert stats[0].tokens_per_second == 6 / stats[0].seconds
+    # a row that ends early (its end-of-text token, padded after) counts only its own tokens
+    from steer_ui.generation import _stats
+
+    pad = tiny.tokenizer.pad_token_id
+    assert _stats(tiny, torch.tensor([[5, 6, pad, pad], [5, 6, 7, 8]]), 0.0).tokens == [2, 4]
+
+
+def test_a_generation_that_must_wait_for_the_model_says_so(tiny, vec):
+    """Another generation holds the model: the waiting one reports it at once, then runs."""
+    held, release = threading.Event(), threading.Event()
+
+    def busy():
+        with tiny.lock:
+            held.set()
+            release.wait(10)
+
+    other = threading.Thread(target=busy)
+    other.start()
+    held.wait(10)
+    waits = []
+    gen = stream(tiny, PROMPT, vec, [0.0, 1.0], layers=1, sampling=Sampling(max_new_tokens=3),
+                 on_wait=lambda: waits.append(time.monotonic()))
+    first = next(gen)
+    assert waits and first == ["", ""]  # told before any token, while the model is busy
+    release.set()
+    rows = list(gen)
+    other.join()
+    assert rows and all(t for t in rows[-1]) and len(waits) == 1
+    # alone (model free) there is no wait notice
+    waits.clear()
+    list(stream(tiny, PROMPT, vec, [0.0], layers=1, sampling=Sampling(max_new_tokens=2), on_wait=lambda: waits.append(1)))
+    assert waits == []

@@ -41,15 +41,19 @@ def test_pca_scatter():
     assert pc1 > pc2 and pc1 > 50  # the concept axis dominates this data
     # The sides separate along PC1.
     assert abs(np.mean(p.x) - np.mean(n.x)) > 3
-    # One arrow per direction, named.
-    assert [a.text for a in fig.layout.annotations] == ["mean-diff", "probe"]
-    assert all(a.showarrow for a in fig.layout.annotations)
+    # One arrow per direction, and its name beside the tip, one line apart from the next
+    arrows = [a for a in fig.layout.annotations if a.showarrow]
+    labels = [a for a in fig.layout.annotations if not a.showarrow]
+    assert len(arrows) == 2 and [a.text for a in labels] == ["<b>mean-diff</b>", "<b>probe</b>"]
+    for arrow, label in zip(arrows, labels):
+        assert (label.x, label.y) == (arrow.x, arrow.y)
+    assert labels[0].yshift - labels[1].yshift >= 14  # never printed on top of each other
 
 
 def test_pca_scatter_arrow_points_to_positive_side():
     pos, neg, axis = _data()
     fig = plots.pca_scatter(pos, neg, {"d": axis}, [""] * len(pos), [""] * len(neg), "t")
-    arrow = fig.layout.annotations[0]
+    arrow = next(a for a in fig.layout.annotations if a.showarrow)
     side = np.sign(np.mean(fig.data[0].x) - np.mean(fig.data[1].x))
     assert np.sign(arrow.x - arrow.ax) == side
 
@@ -73,7 +77,22 @@ def test_separability_profile():
     stars = [t for t in fig.data if t.mode == "markers"]
     assert len(stars) == 1
     assert list(stars[0].x) == [0.5] and list(stars[0].y) == [0.9]
+    assert stars[0].marker.color == lines[0].line.color  # the star wears its line's colour
     assert "depth" in fig.layout.xaxis.title.text
+
+
+def test_separability_profile_marks_the_current_layer_in_each_lines_colour():
+    curves = {"big": [0.5, 0.6, 0.9, 0.8, 0.7], "small": [0.55, 0.95, 0.6]}
+    fig = plots.separability_profile(curves, marks={"big": 2, "small": 1}, current={"big": 4, "small": 1})
+    lines = {t.name: t for t in fig.data if t.mode == "lines+markers"}
+    marks = [t for t in fig.data if t.mode == "markers"]
+    rings = [t for t in marks if t.marker.symbol == "circle-open"]
+    stars = [t for t in marks if t.marker.symbol == "star"]
+    assert len(rings) == len(stars) == 2
+    assert lines["big"].line.color != lines["small"].line.color
+    assert [(list(r.x), list(r.y), r.marker.color) for r in rings] == [
+        ([1.0], [0.7], lines["big"].line.color), ([0.5], [0.95], lines["small"].line.color)]
+    assert [s.marker.color for s in stars] == [lines["big"].line.color, lines["small"].line.color]
 
 
 def test_separability_profile_single_layer():

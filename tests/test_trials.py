@@ -28,13 +28,14 @@ def transferred():
     wb.models["llm"], wb.models["slm"] = real_model("qwen2.5-0.5b"), real_model("smollm2-135m")
     state = session.SessionState()
     session.extract_both(wb, state, contrast.from_preset("happy-sad", 8), "pca", "mean")
-    text, fig, cka = trials.transfer_concept(wb, state, "ridge", "depth", ["concept"], 64)
+    text, fig, cka, kind = trials.transfer_concept(wb, state, "ridge", "depth", ["concept"], 64)
+    assert kind == "transferred:ridge:happy-sad"
     return wb, state, text
 
 
 def test_transfer_adds_a_vector_with_its_own_layer_and_a_verdict(transferred):
     wb, state, text = transferred
-    v = state.extra["transferred:ridge"]
+    v = state.extra["transferred:ridge:happy-sad"]
     assert v.model == "smollm2-135m" and v.provenance["transferred_from"] == "qwen2.5-0.5b"
     assert v.provenance["map"] == "ridge"
     assert v.provenance["source_layer"] == state.extractions["llm"].vector.default_layer
@@ -48,7 +49,8 @@ def test_transfer_adds_a_vector_with_its_own_layer_and_a_verdict(transferred):
                         np.r_[native.pos[:, j].numpy() @ d, native.neg[:, j].numpy() @ d])
     assert f"cosine with the native vector {cos:.2f} at layer {j}" in text, text
     assert f"| cos native | {round(cos, 4)} |" in text and f"| auc transferred | {round(auc, 4)} |" in text, text
-    assert f"SLM layer {j} <- LLM layer" in text
+    assert f"read at SLM layer {j} (from LLM layer" in text
+    assert f"steers at SLM layer **{v.default_layer}**" in text
 
 
 def test_evaluate_steers_the_sessions_own_vectors_at_their_own_layers(transferred, tmp_path, monkeypatch):
@@ -57,11 +59,12 @@ def test_evaluate_steers_the_sessions_own_vectors_at_their_own_layers(transferre
     # an uploaded vector too: the native one, saved and loaded back under another layer
     native = state.extractions["slm"].vector
     path = save_vector(replace(native, default_layer=native.default_layer - 3), tmp_path / "mine.safetensors")
-    kind = session.upload_vector(wb, state, str(path))
+    kind, message = session.upload_vector(wb, state, str(path))
+    assert message.startswith(f"uploaded **{kind}**: 30 layers x 576, made for smollm2-135m")
     seen = []
     real_run = experiment.run
     monkeypatch.setattr(experiment, "run", lambda arms, *a, **k: seen.append(arms) or real_run(arms, *a, **k))
-    kinds = ["native", "transferred:ridge", kind, "random control"]
+    kinds = ["native", "transferred:ridge:happy-sad", kind, "random control"]
     table, fig1, fig2 = trials.evaluate(wb, state, "", str(FIXTURES / "ab_small.json"), "ab", kinds,
                                         "dev-sweep", "0, 0.5", 12)
     arms = {a.name: a for a in seen[0]}
@@ -71,7 +74,7 @@ def test_evaluate_steers_the_sessions_own_vectors_at_their_own_layers(transferre
         assert arms[k].layer == state.vector("slm", k).default_layer
     assert arms["native"].vector.method == "pca" and arms["native"].vector.provenance["position"] == "mean"
     assert arms[kind].layer == native.default_layer - 3
-    assert arms["transferred:ridge"].layer == state.extra["transferred:ridge"].default_layer
+    assert arms["transferred:ridge:happy-sad"].layer == state.extra["transferred:ridge:happy-sad"].default_layer
     for k in kinds[:-1]:
         assert f"| {k} | {arms[k].vector.name} | {arms[k].layer} |" in table, table
     assert fig1 is not None and fig2 is not None and slm.name == "smollm2-135m"
@@ -79,7 +82,7 @@ def test_evaluate_steers_the_sessions_own_vectors_at_their_own_layers(transferre
 
 def test_evaluate_refuses_what_the_session_does_not_hold(transferred):
     wb, state, _ = transferred
-    with pytest.raises(SteerError, match="no 'transferred:procrustes' vector"):
+    with pytest.raises(SteerError, match="holds no 'transferred:procrustes' vector"):
         trials.evaluate(wb, state, "", str(FIXTURES / "ab_small.json"), "ab", ["transferred:procrustes"],
                         "dev-sweep", "0, 0.5", 12)
     with pytest.raises(SteerError, match="Pick at least one vector"):

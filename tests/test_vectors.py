@@ -282,3 +282,11 @@ def test_equality_is_identity_and_never_raises():
     b = ConceptVector(a.directions.clone(), a.model, name=a.name)
     assert a == a and a != b and a in [b, a] and [a].index(a) == 0
     assert len({a, b}) == 2  # hashable by identity
+
+
+def test_random_control_is_a_fixed_function_of_the_concept_and_seed():
+    a = _cv()
+    b = ConceptVector(a.directions.clone(), a.model, name=a.name, prompts_hash="another set of prompts")
+    assert torch.equal(random_like(a, 0).directions, random_like(_cv(), 0).directions)  # same concept, again
+    assert not torch.equal(random_like(a, 0).directions, random_like(b, 0).directions)  # another concept
+    assert not torch.equal(random_like(a, 0).directions, random_like(a, 1).directions)  # another seed

@@ -86,6 +86,16 @@ def test_three_parts_join_in_package_order(fake_env):
     assert zoo.gguf_file(m).read_bytes() == b"one-two-three"
 
 
+def test_join_reports_progress(fake_env):
+    parts = [b"x" * 100] * 10
+    m = _model(fake_env, parts)
+    seen = []
+    zoo.gguf_file(m, lambda f, msg: seen.append((f, msg)))
+    assert [round(f, 2) for f, _ in seen] == [round(0.1 * k, 2) for k in range(1, 11)]
+    assert seen[-1][1] == "joining fake-split.gguf: 0 of 0 MiB"  # tiny parts: whole MiB only
+    assert zoo.gguf_file(m, lambda f, msg: seen.append(f)) and len(seen) == 10  # cached: no join, no report
+
+
 @pytest.mark.parametrize("corruption", ["garbage", "truncated", "empty"])
 def test_corrupt_joined_cache_is_rebuilt(fake_env, tmp_path, corruption):
     m = _model(fake_env, [PART1, PART2])
@@ -279,3 +289,15 @@ def test_get_known_and_unknown():
     assert "'nope'" in msg
     for name in zoo.BUNDLED:
         assert name in msg
+
+
+def test_the_joined_copy_can_be_dropped_and_joins_again(fake_env, tmp_path):
+    m = _model(fake_env, [PART1, PART2])
+    path = zoo.gguf_file(m)
+    zoo.drop_joined(m)
+    assert not path.exists()  # no second copy of the model's bytes left in the cache
+    assert zoo.gguf_file(m).read_bytes() == PART1 + PART2  # joined again, verified, on demand
+    single = _model(fake_env, [PART1], name="fake-single")
+    kept = zoo.gguf_file(single)
+    zoo.drop_joined(single)  # a one-file model is its package's own file: never deleted
+    assert kept.exists()
