@@ -200,7 +200,8 @@ def steer_texts(wb: Workbench, state: SessionState, roles: list[str], prompt: st
             waiting.discard(role)
         yield texts["llm"] + texts["slm"], status + _progress(waiting)
     done = [f"{r.upper()} {_cost(s)}" for r, s in stats.items() if s]
-    yield texts["llm"] + texts["slm"], status + (" · " + ", ".join(done) if done else "")
+    ended = " · stopped" if stop.is_set() else ""  # by Stop, or superseded by a newer run
+    yield texts["llm"] + texts["slm"], status + ended + (" · " + ", ".join(done) if done else "")
 
 
 def merge(streams: dict[str, Iterator]) -> Iterator[tuple[str, list[str]]]:
@@ -246,7 +247,7 @@ def sweep_texts(wb: Workbench, state: SessionState, role: str, prompt: str, inte
         rows = [[x, t] for x, t in zip(intensities, texts)]
         waiting -= {role} if any(texts) else set()
         yield rows, status + _progress(waiting)
-    yield rows, status + _done(stats)
+    yield rows, status + (" · stopped" if stop.is_set() else "") + _done(stats)
 
 
 def _progress(waiting: set[str]) -> str:
@@ -313,7 +314,7 @@ def compare_vectors(wb: Workbench, state: SessionState, prompt: str, intensity: 
         rows = [[n, t] for n, t in zip(names, texts)]
         waiting -= {"slm"} if any(texts) else set()
         yield rows, status + _progress(waiting)
-    yield rows, status + _done(stats)
+    yield rows, status + (" · stopped" if stop.is_set() else "") + _done(stats)
 
 
 def save_vectors(state: SessionState, choice: str, folder) -> list[str]:

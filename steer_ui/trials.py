@@ -135,8 +135,12 @@ def evaluate(wb: Workbench, state: SessionState, dataset: str, upload: str | Non
         result = experiment.run(arms, items, grid, scaling, 0, texts, progress)
         metrics = ("accuracy", "p_match")
     result["vectors"] = {a.name: a.vector.name for a in arms if a.vector is not None}
-    return _results_markdown(result, metrics[0]), *[report.curves_figure(result, m, f"{m} (test split)")
+    return _results_markdown(result, metrics[0]), *[report.curves_figure(result, m, f"{TITLES[m]} (test split)")
                                                     for m in metrics]
+
+
+TITLES = {"accuracy": "Accuracy", "p_match": "p(match): probability of the right answer",
+          "efficacy": "Concept score of the generated text", "perplexity": "Perplexity of neutral text (damage)"}
 
 
 MIN_TEST_ITEMS = 50  # below this a 95% CI of an accuracy spans more than +-0.14: too wide to tell arms apart

@@ -321,3 +321,20 @@ def test_concept_upload_accepts_an_edited_preset_copy(served, tmp_path):
                                         position_v="last", pos_v="", neg_v="", ab_v=handle_file(str(path)),
                                         api_name="/extract")
     assert "**SLM** smollm2-135m: **cheerful-grumpy**, 6 pairs" in result[0], result[0]
+
+
+def test_a_user_error_is_one_log_line_and_no_traceback(served, extracted, caplog, capfd):
+    """A bad list is the user's mistake, not a bug: one line in the terminal, no traceback."""
+    import logging
+
+    client, _ = extracted
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO, logger="steer_ui"):
+        with pytest.raises(AppError, match=r"3 positive vs 2 negative"):
+            client.predict(src="Two lists", preset_v="happy-sad", limit_v=8, method_v="mean-diff",
+                           position_v="last", pos_v="I am glad.\nWhat a day!\nLovely.",
+                           neg_v="I am sad.\nWhat a mess.", ab_v=None, api_name="/extract")
+    lines = [r.getMessage() for r in caplog.records if r.name == "steer_ui"]
+    assert len(lines) == 1 and lines[0].startswith("extract: The lists must pair up: 3 positive vs 2 negative")
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err, err[-3000:]

@@ -166,6 +166,37 @@ def _shoot_every_tab(page, tag: str) -> None:
     page.set_viewport_size({"width": 1400, "height": 1000})
 
 
+def _layout_follows_the_choices(page, best: int) -> None:
+    """Only the inputs that apply are shown; a typed layer redraws at once (no blur); the
+    best-layer button returns to the extraction's pick; the CKA plot shows in fit mode only."""
+    expect = playwright_api.expect
+    lists, upload = page.get_by_label("Positive prompts (one per line)"), page.get_by_text("File: A/B items")
+    expect(lists).to_be_visible()
+    expect(upload).to_be_hidden()
+    page.get_by_label("File", exact=True).check()
+    expect(upload).to_be_visible()
+    expect(lists).to_be_hidden()
+    page.get_by_label("Preset", exact=True).check()
+    expect(lists).to_be_hidden()
+    expect(upload).to_be_hidden()
+    page.get_by_label("Two lists").check()
+    layer = page.get_by_label("number input for SLM layer (view and steer)")
+    other = (best + 5) % 30
+    layer.fill(str(other))  # typed, focus kept: no Tab, no Enter
+    expect(page.locator("#pca-slm .gtitle")).to_contain_text(f"layer {other}", timeout=20_000)
+    page.locator("#layer-slm").locator("xpath=../..").get_by_role("button", name="↺ best layer").click()
+    expect(layer).to_have_value(str(best), timeout=10_000)
+    expect(page.locator("#pca-slm .gtitle")).to_contain_text(f"layer {best}", timeout=20_000)
+    page.get_by_role("tab", name="Transfer").click()
+    cka = page.get_by_text("Linear CKA of every layer pair (fit mode)")
+    expect(cka).to_be_hidden()
+    page.get_by_label("fit", exact=True).check()
+    expect(cka).to_be_visible()
+    page.get_by_label("depth", exact=True).check()
+    expect(cka).to_be_hidden()
+    page.get_by_role("tab", name="Concept").click()
+
+
 def test_extract_then_steer_both_models_in_the_browser(browser_page):
     """Typed lists under a typed name, extracted in both models; Both mode writes all four
     panes to the end (each equal to the library's own generation) and says what steers."""
@@ -184,6 +215,7 @@ def test_extract_then_steer_both_models_in_the_browser(browser_page):
     assert all(_plots_drawn(page).values()), _plots_drawn(page)
     _shot(page, "02-extracted")
     t_extract = time.monotonic() - t0
+    _layout_follows_the_choices(page, best["slm"])
 
     page.get_by_role("tab", name="Steer").click()
     page.get_by_label("Both").check()
@@ -197,7 +229,8 @@ def test_extract_then_steer_both_models_in_the_browser(browser_page):
     intensity.press("Tab")  # may also fire the slider's release event: a generation, which is fine
     playwright_api.expect(page.get_by_label(re.compile(r"^range slider for Intensity"))).to_have_value("0.8")
     page.get_by_role("button", name="Generate", exact=True).click()
-    status = _wait_for_status(page, "steer-status", r"LLM \d+ tokens, [\d.]+ tok/s, SLM \d+ tokens", GENERATE_S)
+    status = _wait_for_status(page, "steer-status", r"positions · LLM \d+ tokens, [\d.]+ tok/s, SLM \d+ tokens",
+                              GENERATE_S)
     _shot(page, "03-steered-both")
     assert re.search(rf"steering LLM: joy \(native\) at layer {best['llm']} · SLM: joy \(native\) at layer "
                      rf"{best['slm']}; intensity \+0.80 relative, all positions", status), status
@@ -235,7 +268,8 @@ def test_lists_match_the_session_and_errors_leave_every_output(browser_page):
     assert options == ["native", "random control", "transferred:ridge:joy"], options
     page.get_by_role("option", name="transferred:ridge:joy").click()
     page.get_by_role("button", name="Generate", exact=True).click()
-    _wait_for_status(page, "steer-status", r"SLM: joy \(transferred:ridge:joy\).*tok/s", GENERATE_S)
+    _wait_for_status(page, "steer-status", r"SLM: joy \(transferred:ridge:joy\).*positions · SLM \d+ tokens",
+                     GENERATE_S)
     # ---- unequal lists: a message, and nothing else changes ----
     page.get_by_role("tab", name="Concept").click()
     page.get_by_label("Positive prompts (one per line)").fill("\n".join(JOYFUL[:3]))
