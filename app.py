@@ -1,4 +1,4 @@
-"""steer-ui app: load the LLM/SLM pair and serve the workbench on 127.0.0.1."""
+"""steer-ui app: load the LLM/SLM pair and serve the app on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,17 +14,16 @@ from steer_ui.errors import SteerError  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from steer_ui.app.flags import model_flags
+
     s = settings()
-    p = argparse.ArgumentParser(description="steer-ui: steer language models with concept vectors.")
+    p = argparse.ArgumentParser(description="steer-ui: steer language models with concept vectors.",
+                                parents=[model_flags()])
     p.add_argument("--llm", default=s.llm, help=f"larger model: bundled name, Hub id, folder or .gguf (default {s.llm})")
     p.add_argument("--slm", default=s.slm, help=f"smaller model (default {s.slm})")
-    p.add_argument("--device", default=s.device, help="cuda, mps or cpu (default: best available)")
-    p.add_argument("--dtype", default=s.dtype, help="bfloat16, float16 or float32 (default: per device)")
-    p.add_argument("--device-map", default=None, help="'auto' shards a big model over GPUs (accelerate)")
     p.add_argument("--host", default=s.host, help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=s.port)
     p.add_argument("--expose", action="store_true", help="allow binding a non-loopback --host")
-    p.add_argument("--trust-remote-code", action="store_true", help="let Hub models run their own code")
     return p.parse_args(argv)
 
 
@@ -41,12 +40,13 @@ def main(argv=None) -> int:
     # One line per user error (bad list, bad file) in the terminal; tracebacks only for real bugs.
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("steer_ui").setLevel(logging.INFO)
-    from steer_ui.ui import build
-    from steer_ui.workbench import Workbench
+    from steer_ui.app.flags import spec_kwargs
+    from steer_ui.app.pool import ModelPool
+    from steer_ui.app.ui import build
 
     try:
         check_host(args.host, args.expose)
-        wb = Workbench(args.device, args.dtype, args.device_map, args.trust_remote_code)
+        wb = ModelPool(**spec_kwargs(args))
         for role, source in (("llm", args.llm), ("slm", args.slm)):
             print(f"loading {role.upper()} {source} ...", flush=True)
             wb.load(role, source, progress=lambda f, m: print(f"  {m}", flush=True))

@@ -17,7 +17,7 @@ INTENSITIES = [0.0, -0.5, -0.25, 0.25, 0.5]  # relative: unsteered plus four
 
 
 def run(args) -> list[Row]:
-    from steer_ui.generation import Sampling, generate
+    from steer_ui.steering.generation import Sampling, generate
 
     name = "smollm2-135m"
     lm = model(name)

@@ -202,7 +202,7 @@ _CONCEPTS: dict = {}
 def model(name: str):
     """A bundled model in fp32 on CPU, loaded once per process (from the dense cache)."""
     if name not in _MODELS:
-        from steer_ui.models import ModelSpec, load_model
+        from steer_ui.models.loading import ModelSpec, load_model
 
         _MODELS[name] = load_model(ModelSpec(name, device="cpu", dtype="float32"))
     return _MODELS[name]
@@ -212,8 +212,8 @@ def concept(lm, pairs: int = 8):
     """A happy/sad vector for ``lm`` (preset pairs), extracted once per process."""
     key = (lm.name, pairs)
     if key not in _CONCEPTS:
-        from steer_ui.contrast import from_preset
-        from steer_ui.workbench import extract_concept
+        from steer_ui.concepts.contrast import from_preset
+        from steer_ui.concepts.extraction import extract_concept
 
         _CONCEPTS[key] = extract_concept(lm, from_preset("happy-sad", pairs)).vector
     return _CONCEPTS[key]

@@ -33,7 +33,12 @@ MULTIPLIERS = [0.0, 2.0, 6.0, -6.0]
 
 def contrast_set(pairs: int = 64):
     """happy-sad personas over 64 scenarios: the preset's 42, then other presets' ones."""
-    from steer_ui.contrast import ContrastSet, Prompt, load_preset, preset_names
+    from steer_ui.concepts.contrast import (
+        ContrastSet,
+        Prompt,
+        load_preset,
+        preset_names,
+    )
 
     p = load_preset("happy-sad")
     scenarios = list(p["scenarios"])
@@ -58,8 +63,8 @@ def _cos(a, b) -> float:
 
 
 def run(args) -> list[Row]:
-    from steer_ui import activations
-    from steer_ui.workbench import extract_concept
+    from steer_ui.concepts import recording
+    from steer_ui.concepts.extraction import extract_concept
 
     lm = model("smollm2-135m")
     cs = contrast_set(16 if args.quick else 64)
@@ -67,7 +72,7 @@ def run(args) -> list[Row]:
 
     def ours(method):
         def f():
-            activations._CACHE.clear()
+            recording._CACHE.clear()
             return extract_concept(lm, cs, method)
         return f
 
@@ -82,12 +87,11 @@ def run(args) -> list[Row]:
 def _with_peers(args, lm, cs, pos_t, neg_t, ours) -> list[Row]:
     import torch
 
-    from steer_ui import zoo
-    from steer_ui.activations import encode
-    from steer_ui.generation import Sampling, generate
-    from steer_ui.vectors import ConceptVector
-
     import peers
+    from steer_ui.concepts.vectors import ConceptVector
+    from steer_ui.models import zoo
+    from steer_ui.models.tokens import encode
+    from steer_ui.steering.generation import Sampling, generate
 
     versions = peers.ensure()
     gguf = zoo.gguf_file(zoo.get("smollm2-135m"))

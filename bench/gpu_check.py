@@ -44,7 +44,7 @@ def step(name: str):
 
 def split_map(lm_source: str, device: str) -> dict:
     """Embeddings and the first half of the layers on ``device``, the rest on the CPU."""
-    from steer_ui.models import ModelSpec, load_model
+    from steer_ui.models.loading import ModelSpec, load_model
 
     n = load_model(ModelSpec(lm_source, device="cpu", dtype="float32")).n_layers
     dm = {"model.embed_tokens": device, "model.rotary_emb": device, "model.norm": "cpu", "lm_head": "cpu"}
@@ -59,11 +59,14 @@ def main() -> int:
     ap.add_argument("--llm", default="qwen2.5-0.5b")
     args = ap.parse_args()
 
-    from steer_ui import contrast, diagnostics, evaluation, paired, transfer
-    from steer_ui.generation import Sampling, generate
-    from steer_ui.models import ModelSpec, load_model
-    from steer_ui.steering import hooks_left
-    from steer_ui.workbench import extract_concept
+    from steer_ui.concepts import contrast
+    from steer_ui.concepts.extraction import extract_concept
+    from steer_ui.evaluation import scoring as evaluation
+    from steer_ui.models.loading import ModelSpec, load_model
+    from steer_ui.steering.generation import Sampling, generate
+    from steer_ui.steering.hooks import hooks_left
+    from steer_ui.transfer import diagnostics, paired
+    from steer_ui.transfer import maps as transfer
 
     cs = contrast.from_preset("happy-sad", 8)
     prompt = "Tell me about your weekend."

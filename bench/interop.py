@@ -34,11 +34,11 @@ def run(args) -> list[Row]:
     import torch
 
     import peers
-    from steer_ui import zoo
-    from steer_ui.activations import encode
-    from steer_ui.formats import export_gguf, import_gguf
-    from steer_ui.generation import Sampling, generate
-    from steer_ui.workbench import extract_concept
+    from steer_ui.concepts.extraction import extract_concept
+    from steer_ui.concepts.files import export_gguf, import_gguf
+    from steer_ui.models import zoo
+    from steer_ui.models.tokens import encode
+    from steer_ui.steering.generation import Sampling, generate
 
     peers.ensure()
     lm = common.model("smollm2-135m")

@@ -26,8 +26,8 @@ def _lockstep(lm, arms: dict, tokens: int) -> dict[str, dict]:
     import torch
     from transformers import DynamicCache
 
-    from steer_ui.activations import encode
-    from steer_ui.steering import steer
+    from steer_ui.models.tokens import encode
+    from steer_ui.steering.hooks import steer
 
     batch = encode(lm, [lm.chat(PROMPT)], padding_side="left")
     state = {k: {"cache": DynamicCache(), "ids": batch["input_ids"], "mask": batch["attention_mask"],
@@ -50,7 +50,7 @@ def _lockstep(lm, arms: dict, tokens: int) -> dict[str, dict]:
 
 
 def run(args) -> list[Row]:
-    from steer_ui.steering import hooks_left
+    from steer_ui.steering.hooks import hooks_left
 
     names = ["smollm2-135m"] if args.quick else ["smollm2-135m", "qwen2.5-0.5b"]
     tokens = 12 if args.quick else 32

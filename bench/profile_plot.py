@@ -13,9 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from steer_ui import contrast, plots  # noqa: E402
-from steer_ui.models import ModelSpec, load_model  # noqa: E402
-from steer_ui.workbench import extract_concept  # noqa: E402
+from steer_ui import plots
+from steer_ui.concepts import contrast
+from steer_ui.concepts.extraction import extract_concept
+from steer_ui.models.loading import ModelSpec, load_model
 
 
 def main() -> None:

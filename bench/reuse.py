@@ -2,10 +2,10 @@
 
 Per run, starting from an empty activation cache: one extraction (mean-diff) records
 the contrast set; then the method is switched (``extract_concept`` with pca and probe,
-and the UI's ``session.rescore``) and the layer is switched (``session.pca_figure`` at
-three other layers). ``steer_ui.activations.FORWARD_PASSES`` counts the forward passes
+and the UI's ``app.actions.concept.rescore``) and the layer is switched (``pca_figure`` at
+three other layers). ``LoadedModel.forward_passes`` counts the forward passes
 each step ran. Transfer: per run, with a fresh, empty map cache (a temporary
-``STEER_UI_CACHE``), the same vector is transferred twice; ``steer_ui.transfer.FITS``
+``STEER_UI_CACHE``), the same vector is transferred twice; ``LayerMap.fitted``
 counts the maps actually fitted by each.
 """
 
@@ -22,25 +22,27 @@ NAME = "reuse"
 
 
 def _switches(lm, cs, runs: int) -> list[Row]:
-    from steer_ui import activations, session
-    from steer_ui.workbench import extract_concept
+    from steer_ui.app.actions import concept as session
+    from steer_ui.app.state import SessionState
+    from steer_ui.concepts import recording
+    from steer_ui.concepts.extraction import extract_concept
 
     first_passes, switch_passes, time_ratio = [], [], []
     for r in range(runs):
-        activations._CACHE.clear()
-        p0 = activations.FORWARD_PASSES[lm.name]
+        recording._CACHE.clear()
+        p0 = lm.forward_passes
         t0 = time.process_time()
         ex = extract_concept(lm, cs, "mean-diff")
         t1 = time.process_time()
-        p1 = activations.FORWARD_PASSES[lm.name]
+        p1 = lm.forward_passes
         extract_concept(lm, cs, "pca")
         extract_concept(lm, cs, "probe")
-        state = session.SessionState(extractions={"slm": ex})
+        state = SessionState(extractions={"slm": ex})
         session.rescore(state, "pca")
         for layer in (3, lm.n_layers // 2, lm.n_layers - 2):
             session.pca_figure(state, "slm", layer)
         t2 = time.process_time()
-        p2 = activations.FORWARD_PASSES[lm.name]
+        p2 = lm.forward_passes
         first_passes.append(p1 - p0)
         switch_passes.append(p2 - p1)
         time_ratio.append((t2 - t1) / 6 / (t1 - t0))  # per switch, over the first extraction
@@ -58,7 +60,8 @@ def _switches(lm, cs, runs: int) -> list[Row]:
 
 
 def _transfer(runs: int) -> list[Row]:
-    from steer_ui import paired, transfer
+    from steer_ui.transfer import paired
+    from steer_ui.transfer.maps import transfer
 
     llm, slm = model("qwen2.5-0.5b"), model("smollm2-135m")
     v = concept(llm)
@@ -68,21 +71,18 @@ def _transfer(runs: int) -> list[Row]:
     try:
         os.environ["STEER_UI_CACHE"] = os.path.join(base, "acts")
         pairs = paired.collect(llm, slm, ("neutral",), n_neutral=32)  # 64 paired rows, recorded once
-        llm.typical_norms(), slm.typical_norms()
+        typical_norms(llm), typical_norms(slm)
         for r in range(runs):
             os.environ["STEER_UI_CACHE"] = os.path.join(base, f"run{r}")
-            f0 = sum(transfer.FITS.values())
             t0 = time.process_time()
-            transfer.transfer(v, llm, slm, pairs, "ridge")
+            _, maps1, _ = transfer(v, llm, slm, pairs, "ridge")
             t1 = time.process_time()
-            f1 = sum(transfer.FITS.values())
-            transfer.transfer(v, llm, slm, pairs, "ridge")
+            _, maps2, _ = transfer(v, llm, slm, pairs, "ridge")
             t2 = time.process_time()
-            f2 = sum(transfer.FITS.values())
-            first_fits.append(f1 - f0)
-            second_fits.append(f2 - f1)
+            first_fits.append(sum(m.fitted for m in maps1))  # fitted now, not read from the cache
+            second_fits.append(sum(m.fitted for m in maps2))
             time_ratio.append((t2 - t1) / (t1 - t0))
-            log(f"  transfer run {r + 1}: first {f1 - f0} fits, second {f2 - f1} fits")
+            log(f"  transfer run {r + 1}: first {first_fits[-1]} fits, second {second_fits[-1]} fits")
     finally:
         if old is None:
             os.environ.pop("STEER_UI_CACHE", None)
@@ -99,7 +99,7 @@ def _transfer(runs: int) -> list[Row]:
 
 
 def run(args) -> list[Row]:
-    from steer_ui.contrast import from_preset
+    from steer_ui.concepts.contrast import from_preset
 
     lm = model("smollm2-135m")
     rows = _switches(lm, from_preset("happy-sad", 8 if args.quick else 16), args.runs)

@@ -24,8 +24,8 @@ def full_sequences(lm, item, vector, x: float):
     """One item at one intensity, each choice a full sequence: (n_choices,) log-probs."""
     import torch
 
-    from steer_ui.activations import encode
-    from steer_ui.steering import steer
+    from steer_ui.models.tokens import encode
+    from steer_ui.steering.hooks import steer
 
     prompt = lm.chat(item.prompt)
     special = not getattr(lm.tokenizer, "chat_template", None)
@@ -42,7 +42,7 @@ def full_sequences(lm, item, vector, x: float):
 def run(args) -> list[Row]:
     import numpy as np
 
-    from steer_ui.evaluation import choice_logprobs, load_items
+    from steer_ui.evaluation.scoring import choice_logprobs, load_items
 
     name = "smollm2-135m"
     lm = model(name)

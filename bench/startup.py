@@ -30,10 +30,10 @@ def child(models: list[str]) -> None:
     import time
 
     import psutil
-
-    from steer_ui.models import ModelSpec, load_model
     import transformers  # noqa: F401  (imported before the timed region)
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    from steer_ui.models.loading import ModelSpec, load_model
 
     rss_before = psutil.Process().memory_info().rss
     w0, c0 = time.perf_counter(), time.process_time()

@@ -19,12 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from steer_ui import contrast, diagnostics, paired, transfer  # noqa: E402
-from steer_ui.generation import Sampling, generate  # noqa: E402
-from steer_ui.models import ModelSpec, load_model  # noqa: E402
-from steer_ui.textscore import scorer_for  # noqa: E402
-from steer_ui.vectors import random_like  # noqa: E402
-from steer_ui.workbench import extract_concept  # noqa: E402
+from steer_ui.concepts import contrast
+from steer_ui.concepts.extraction import extract_concept
+from steer_ui.concepts.vectors import random_like
+from steer_ui.evaluation.textscore import scorer_for
+from steer_ui.models.loading import ModelSpec, load_model
+from steer_ui.steering.generation import Sampling, generate
+from steer_ui.transfer import diagnostics, paired
+from steer_ui.transfer import maps as transfer
 
 PRESETS = ["happy-sad", "formal-casual", "french-english", "polite-rude", "optimistic-pessimistic", "angry-calm"]
 SOURCES = {"concept": ("concept",), "neutral": ("neutral",), "both": ("concept", "neutral")}

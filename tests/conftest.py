@@ -4,10 +4,10 @@ and a guard that fails any test touching a non-loopback address."""
 from __future__ import annotations
 
 import ipaddress
-from contextlib import contextmanager
 import os
 import socket
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,7 +60,7 @@ def no_network(monkeypatch):
 # ---------- tiny random models built in code ----------
 
 def _tiny_config(arch: str):
-    from transformers import (GPT2Config, Gemma3TextConfig, LlamaConfig, Qwen2Config)
+    from transformers import Gemma3TextConfig, GPT2Config, LlamaConfig, Qwen2Config
 
     common = dict(vocab_size=320, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
                   num_key_value_heads=2, intermediate_size=64, max_position_embeddings=128)
@@ -92,7 +92,9 @@ def make_tiny(arch: str = "llama", pad: bool = True, seed: int = 0):
     """A ``LoadedModel`` around a random tiny model of ``arch`` (float32, CPU)."""
     from transformers import AutoModelForCausalLM
 
-    from steer_ui.models import LoadedModel, ModelSpec, ensure_pad_token, find_layers
+    from steer_ui.models.layers import find_layers
+    from steer_ui.models.loading import LoadedModel, ModelSpec
+    from steer_ui.models.tokens import ensure_pad_token
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(_tiny_config(arch)).eval()
@@ -126,8 +128,8 @@ DTYPES = ("float32", "bfloat16")
 
 def real_model(name: str, dtype: str | None = None):
     """A bundled model, loaded once per test session and dtype; skips when not installed."""
-    from steer_ui import zoo
-    from steer_ui.models import ModelSpec, load_model
+    from steer_ui.models import zoo
+    from steer_ui.models.loading import ModelSpec, load_model
 
     if not zoo.is_installed(zoo.get(name)):
         pytest.skip(f"{name} is not installed ({zoo.get(name).install_command()})")
@@ -163,9 +165,9 @@ def free_port() -> int:
 def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m", dtype: str | None = None):
     """The app served in this process on 127.0.0.1 with real models: (workbench, demo, url)."""
     import steer_ui.ui
-    from steer_ui.workbench import Workbench
+    from steer_ui.app.pool import ModelPool
 
-    wb = Workbench(device="cpu", dtype=dtype)
+    wb = ModelPool(device="cpu", dtype=dtype)
     wb.models["llm"] = real_model(llm, dtype)
     wb.models["slm"] = real_model(slm, dtype)
     demo = steer_ui.ui.build(wb)

@@ -16,17 +16,34 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: app.py
 
 from conftest import make_tiny  # noqa: E402
-from steer_ui import contrast, evaluation, formats, paired, session, transfer, zoo  # noqa: E402
-from steer_ui.errors import (ContrastError, DatasetError, IntensityError, LayerError, ModelError,  # noqa: E402
-                             ResourceError, SteerError, TransferError, VectorError)
-from steer_ui.experiment import split_items  # noqa: E402
-from steer_ui.generation import Sampling, generate  # noqa: E402
-from steer_ui.models import ModelSpec, choose_device, choose_dtype, find_layers, load_model  # noqa: E402
-from steer_ui.steering import steer  # noqa: E402
-from steer_ui.vectors import ConceptVector, extract  # noqa: E402
+from steer_ui.app.actions.steer import parse_intensities
+from steer_ui.concepts import contrast
+from steer_ui.concepts import files as formats
+from steer_ui.concepts.vectors import ConceptVector, extract
+from steer_ui.errors import (
+    ContrastError,
+    DatasetError,
+    IntensityError,
+    LayerError,
+    ModelError,
+    ResourceError,
+    SteerError,
+    TransferError,
+    VectorError,
+)
+from steer_ui.evaluation import scoring as evaluation
+from steer_ui.evaluation.experiment import split_items
+from steer_ui.models import zoo
+from steer_ui.models.devices import choose_device, choose_dtype
+from steer_ui.models.layers import find_layers
+from steer_ui.models.loading import ModelSpec, load_model
+from steer_ui.steering.generation import Sampling, generate
+from steer_ui.steering.hooks import steer
+from steer_ui.transfer import maps as transfer
+from steer_ui.transfer import paired
 
 LM = make_tiny("llama")
 
@@ -102,8 +119,8 @@ CASES = [
     ("huge intensity 1e9", "--intensity", IntensityError, "beyond", lambda t: _steer_once(vec(), 1e9)),
     ("intensity 'abc'", "Sweep intensities", IntensityError, "not a number", lambda t: _steer_once(vec(), "abc")),
     ("sweep list with NaN", "Sweep / --intensities", IntensityError, "not finite",
-     lambda t: session.parse_intensities("0, nan")),
-    ("empty sweep list", "Sweep / --intensities", SteerError, "separated by commas", lambda t: session.parse_intensities(" ")),
+     lambda t: parse_intensities("0, nan")),
+    ("empty sweep list", "Sweep / --intensities", SteerError, "separated by commas", lambda t: parse_intensities(" ")),
     ("layer out of range", "--layer / layer slider", LayerError, "out of range", lambda t: _steer_once(vec(), 1.0, 99)),
     ("empty layer list", "--layer", LayerError, "No layer chosen", lambda t: _steer_once(vec(), 1.0, [])),
     ("unknown intensity mode", "--mode", IntensityError, "Unknown intensity mode",
@@ -185,7 +202,7 @@ def _out_of_memory():
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
 
     lm.model.forward = forward
-    from steer_ui.activations import record
+    from steer_ui.concepts.recording import record
 
     record(lm, ["the day", "the night"], "last")
 

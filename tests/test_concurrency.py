@@ -5,10 +5,10 @@ import threading
 import pytest
 import torch
 
-from steer_ui import generation
-from steer_ui.generation import Sampling
-from steer_ui.steering import hooks_left
-from steer_ui.vectors import ConceptVector
+from steer_ui.concepts.vectors import ConceptVector
+from steer_ui.steering import generation
+from steer_ui.steering.generation import Sampling
+from steer_ui.steering.hooks import hooks_left
 
 N_CLIENTS, N_REQUESTS = 8, 3
 

@@ -29,14 +29,16 @@ def _raised_names(tree: ast.AST):
 
 
 def _edge(path: Path) -> bool:
-    """The UI edge turns domain errors into gr.Error; it is the one place allowed to."""
-    return path.name == "ui.py" or "app" in path.relative_to(PACKAGE).parts[:-1]
+    """The UI edge (app.ui, app.tabs) turns domain errors into gr.Error: the one place allowed to."""
+    rel = path.relative_to(PACKAGE).parts
+    return rel[:1] == ("app",) and (rel[-1] == "ui.py" or "tabs" in rel)
 
 
 def test_the_core_raises_only_domain_errors():
     found = [(str(p.relative_to(PACKAGE.parent)), line, name) for p in PACKAGE.rglob("*.py")
              for name, line in _raised_names(ast.parse(p.read_text()))
-             if name not in DOMAIN and not (_edge(p) and name == "gr.Error")]
+             if name not in DOMAIN and not (_edge(p) and name == "gr.Error")
+             and not (p.name == "__init__.py" and name == "AttributeError")]  # a module's own __getattr__
     assert found == [], f"raise a SteerError subclass (errors.py) instead: {found}"
 
 

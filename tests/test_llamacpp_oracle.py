@@ -18,11 +18,12 @@ import pytest
 import torch
 
 from conftest import llama_tool, real_model
-from steer_ui import zoo
-from steer_ui.contrast import from_preset
-from steer_ui.formats import export_gguf
-from steer_ui.generation import Sampling, generate
-from steer_ui.workbench import extract_concept
+from steer_ui.concepts.contrast import from_preset
+from steer_ui.concepts.extraction import extract_concept
+from steer_ui.concepts.files import export_gguf
+from steer_ui.concepts.recording import typical_norms
+from steer_ui.models import zoo
+from steer_ui.steering.generation import Sampling, generate
 
 pytestmark = pytest.mark.real
 
@@ -44,7 +45,7 @@ def _one_layer(vector, lm, layer: int, k: float, source: int | None = None):
     k x the layer's typical norm long, everything else zero."""
     src = layer if source is None else source
     d = torch.zeros_like(vector.directions)
-    d[layer] = vector.unit(src) * float(lm.typical_norms()[src]) * k
+    d[layer] = vector.unit(src) * float(typical_norms(lm)[src]) * k
     return replace(vector, directions=d, default_layer=layer)
 
 

@@ -10,12 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_tiny
-from steer_ui import contrast, generation
+from steer_ui.concepts import contrast
+from steer_ui.concepts.extraction import extract_concept
+from steer_ui.concepts.vectors import METHODS, ConceptVector
 from steer_ui.errors import ContrastError, SteerError
-from steer_ui.generation import Sampling
-from steer_ui.steering import MAX_INTENSITY, MODES, hooks_left, steer
-from steer_ui.vectors import METHODS, ConceptVector
-from steer_ui.workbench import extract_concept
+from steer_ui.steering import generation
+from steer_ui.steering.generation import Sampling
+from steer_ui.steering.hooks import MAX_INTENSITY, MODES, hooks_left, steer
 
 LM = make_tiny("llama")
 WORDS = "the a happy sad good bad day night i am you are is was very not and".split()

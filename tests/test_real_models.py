@@ -17,15 +17,15 @@ import time
 import pytest
 import torch
 
-from steer_ui import zoo
-from steer_ui.activations import encode
-from steer_ui.contrast import from_preset
-from steer_ui.generation import Sampling, generate
-from steer_ui.models import ModelSpec, load_model
-from steer_ui.steering import hooks_left, steer
-from steer_ui.workbench import extract_concept
-
 from conftest import DTYPES, real_model
+from steer_ui.concepts.contrast import from_preset
+from steer_ui.concepts.extraction import extract_concept
+from steer_ui.concepts.recording import typical_norms
+from steer_ui.models import zoo
+from steer_ui.models.loading import ModelSpec, load_model
+from steer_ui.models.tokens import encode
+from steer_ui.steering.generation import Sampling, generate
+from steer_ui.steering.hooks import hooks_left, steer
 
 POSITIVE_WORDS = (" happy", " great", " wonderful", " love")
 NEGATIVE_WORDS = (" sad", " terrible", " awful", " bad")
@@ -223,7 +223,7 @@ def test_generated_positions_leave_the_prompt_alone_during_generation(smollm32, 
             seen[key].append((output[0] if isinstance(output, tuple) else output).detach().clone())
         return hook
 
-    lm.typical_norms()  # measured once, by a forward pass of its own: not inside the taps below
+    typical_norms(lm)  # measured once, by a forward pass of its own: not inside the taps below
     texts = {}
     for key, positions, x in (("plain", "all", 0.0), ("generated", "generated", 1.0), ("all", "all", 1.0)):
         seen[key + "+1"] = []

@@ -1,0 +1,262 @@
+"""``python -m steer_ui``: the app's work, headless. Errors print one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import SteerError
+from ..models import zoo
+from .flags import model_flags, spec
+
+
+def cmd_models(args) -> None:
+    for row in zoo.status():
+        cached = ",".join(row["cached"]) or "no"
+        state = "installed" if row["installed"] else f"missing ({row['install']})"
+        print(f"{row['name']:<14} {row['title']:<32} {state:<12} cached: {cached}")
+
+
+def cmd_extract(args) -> None:
+    from ..concepts.contrast import from_source
+    from ..concepts.extraction import extract_concept
+    from ..concepts.files import save_vector
+    from ..models.loading import load_model
+
+    lm = load_model(spec(args, args.model))
+    cs = from_source(args.pairs, args.limit)
+    ex = extract_concept(lm, cs, args.method, args.position)
+    save_vector(ex.vector, args.out, lm.family)
+    v = ex.vector
+    print(f"extracted {v.name!r} from {len(cs)} pairs in {lm.name} with {v.method} "
+          f"in {ex.seconds:.1f} s ({ex.forward_passes} forward passes)")
+    print(f"default layer {v.default_layer} (AUC {v.separability[v.default_layer]:.3f}); "
+          "AUC by layer: " + " ".join(f"{s:.2f}" for s in v.separability))
+    if ex.letter_cosine:
+        print(f"letter direction share (cosine with '(A)-(B)') at layer {v.default_layer}: "
+              f"{ex.letter_cosine[v.default_layer]:.2f}")
+    print(f"wrote {args.out}")
+
+
+def cmd_generate(args) -> None:
+    from ..concepts.files import load_vector
+    from ..models.loading import load_model
+    from ..steering.generation import Sampling, generate
+
+    lm = load_model(spec(args, args.model))
+    v = load_vector(args.vector, lm.n_layers, lm.hidden_size)
+    layers = _parse_layers(args.layer) if args.layer else None
+    sampling = Sampling(args.max_new_tokens, args.temperature, args.top_p, args.seed)
+    plain, steered = generate(lm, args.prompt, v, [0.0, args.intensity], layers, sampling,
+                              mode=args.mode, positions=args.positions)
+    layer = layers if layers is not None else v.default_layer
+    print(f"--- unsteered ---\n{plain}\n--- steered ({v.name}, layer {layer}, "
+          f"intensity {args.intensity:g} {args.mode}) ---\n{steered}")
+
+
+def cmd_transfer(args) -> None:
+    from ..concepts import contrast
+    from ..concepts.extraction import extract_concept
+    from ..concepts.files import load_vector, save_vector
+    from ..models.loading import load_model
+    from ..transfer import diagnostics, paired
+    from ..transfer.maps import check_transferable, transfer
+
+    v = load_vector(args.vector)
+    llm = load_model(spec(args, args.llm or v.model))
+    slm = load_model(spec(args, args.to))
+    check_transferable(v, llm, slm)
+    source = v.provenance.get("source", "")
+    preset = contrast.preset_ref(source)
+    pairs = paired.collect(llm, slm, args.sources.split(","), contrast.concept_name(source), args.neutral)
+    out, maps, _ = transfer(v, llm, slm, pairs, args.map, args.layers)
+    native = extract_concept(slm, contrast.from_preset(preset, v.provenance.get("pairs"))) if preset else None
+    report = diagnostics.diagnose(out, maps, native.vector if native else None,
+                                  native.pos.numpy() if native else None, native.neg.numpy() if native else None)
+    save_vector(out, args.out, slm.family)
+    print(f"transferred {v.name!r}: {llm.name} -> {slm.name} with {args.map}, layers by {args.layers}, "
+          f"{len(pairs)} paired texts")
+    print(json.dumps(report.summary(), indent=2))
+    for w in report.warnings:
+        print(f"warning: {w}")
+    print(f"wrote {args.out}")
+
+
+def cmd_experiment(args) -> None:
+    from ..app.actions.steer import parse_intensities
+    from ..concepts import contrast
+    from ..concepts.contrast import from_source
+    from ..evaluation import experiment, report
+    from ..evaluation.fluency import heldout_texts
+    from ..evaluation.scoring import load_items
+    from ..models.loading import load_model
+
+    llm, slm = load_model(spec(args, args.llm)), load_model(spec(args, args.slm))
+    if args.pairs == "dev":  # the concept "correct answer vs wrong answer" from the dev split only
+        from ..concepts.contrast import from_ab_items, read_items
+
+        dev, _ = experiment.split_items(read_items(args.data)[: args.limit_items], seed=args.seed)
+        cs = from_ab_items(dev[: args.limit_pairs], "task-dev")
+    else:
+        cs = from_source(args.pairs, args.limit_pairs)
+    grid = parse_intensities(args.intensities, limit=16)
+    maps = [m for m in args.maps.split(",") if m]
+    arms, diag = experiment.build_arms(llm, slm, cs, maps, args.sources.split(","), args.neutral,
+                                       args.layer, args.with_llm)
+    fluency = heldout_texts(args.fluency_texts)
+    if args.task == "ab":
+        items = load_items(args.data)[: args.limit_items]
+        result = experiment.run(arms, items, grid, args.scaling, args.seed, fluency)
+    else:
+        from ..evaluation.textscore import scorer_for
+
+        preset = contrast.preset_ref(cs.source)
+        if preset is None:
+            raise SteerError("The generation task scores text with a preset's scorer: give --pairs a preset.")
+        prompts = [t for t in open(args.data, encoding="utf-8").read().splitlines() if t.strip()]
+        result = experiment.run_generation(arms, scorer_for(preset), prompts[: args.limit_items], grid,
+                                           args.max_new_tokens, args.seed, fluency)
+    result.update(models={"llm": llm.name, "slm": slm.name}, dataset=str(args.data), pairs=args.pairs,
+                  task=args.task, layers={a.name: a.layer for a in arms}, transfer=diag)
+    files = report.write(result, args.out, args.task)
+    key = "accuracy" if args.task == "ab" else "efficacy"
+    for name, arm in result["arms"].items():
+        t = arm["test"]
+        delta = f"  delta {t['delta_vs_baseline']:+.3f} {t['delta_ci']}" if "delta_vs_baseline" in t else ""
+        print(f"{name:<22} intensity {arm['intensity'] if not isinstance(arm['intensity'], dict) else 'per-item'}"
+              f"  {key} {t[key]:.3f} {t[key + '_ci']}{delta}")
+    print("wrote " + ", ".join(str(f) for f in files))
+
+
+def cmd_export(args) -> None:
+    from ..concepts.files import export_gguf, gguf_layers, layer0_note, load_vector
+
+    v = load_vector(args.vector)
+    hint = args.model_hint or v.provenance.get("family") or v.model
+    layers = _parse_layers(args.layer) if args.layer else None
+    export_gguf(v, args.gguf, hint, layers)
+    written = gguf_layers(v, layers)
+    print(f"wrote {args.gguf}: layers {_span(written)} x {v.hidden_size} (llama.cpp --control-vector, "
+          f"model hint {hint!r}; direction.N is our layer N, added to that layer's output)")
+    if note := layer0_note(v, layers):
+        print(f"note: {note}")
+
+
+def _span(layers: list[int]) -> str:
+    return str(layers[0]) if len(layers) == 1 else f"{layers[0]}..{layers[-1]} ({len(layers)} layers)"
+
+
+def cmd_import(args) -> None:
+    from ..concepts.files import import_gguf, save_vector
+    from ..models.loading import load_model
+
+    lm = load_model(spec(args, args.model))
+    v = import_gguf(args.gguf, lm.name, lm.n_layers, lm.hidden_size)
+    save_vector(v, args.out, lm.family)
+    layers = v.provenance["gguf_layers"]
+    print(f"imported {args.gguf} for {lm.name}: layers {_span(layers)}, default layer {v.default_layer}; "
+          f"wrote {args.out}")
+
+
+def _parse_layers(text: str) -> list[int]:
+    """"12", "10-14" or "8,12,16" -> list of layer indices."""
+    try:
+        if "-" in text.strip("-"):
+            lo, hi = text.split("-", 1)
+            return list(range(int(lo), int(hi) + 1))
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise SteerError(f"--layer {text!r} is not a layer, a range like 10-14, or a list like 8,12.") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m steer_ui", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    flags = model_flags()
+    sub.add_parser("models", help="list bundled models: installed? cached?").set_defaults(func=cmd_models)
+
+    p = sub.add_parser("extract", parents=[flags], help="extract a concept vector from contrast prompts")
+    p.add_argument("--model", required=True)
+    p.add_argument("--pairs", required=True, help="preset name, two-list JSON, or A/B (CAA) file")
+    p.add_argument("--method", default="mean-diff", choices=["mean-diff", "pca", "probe"])
+    p.add_argument("--position", default="last", choices=["last", "mean"])
+    p.add_argument("--limit", type=int, help="use only the first N pairs/items")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("generate", parents=[flags], help="unsteered and steered output, labelled")
+    p.add_argument("--model", required=True)
+    p.add_argument("--vector", required=True)
+    p.add_argument("--layer", help="layer, range 10-14 or list 8,12 (default: the vector's)")
+    p.add_argument("--intensity", type=float, required=True)
+    p.add_argument("--mode", default="relative", choices=["relative", "raw", "adaptive"])
+    p.add_argument("--positions", default="all", choices=["all", "generated"])
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("transfer", parents=[flags], help="carry a concept vector from the LLM into the SLM")
+    p.add_argument("--vector", required=True, help="vector file extracted in the LLM")
+    p.add_argument("--to", required=True, help="the SLM (bundled name, folder, .gguf or Hub id)")
+    p.add_argument("--llm", help="the LLM (default: the model recorded in the vector)")
+    p.add_argument("--map", default="ridge", choices=["ridge", "procrustes"])
+    p.add_argument("--layers", default="depth", choices=["depth", "fit"])
+    p.add_argument("--sources", default="concept,neutral", help="map sources: concept, neutral or both")
+    p.add_argument("--neutral", type=int, default=400, help="neutral texts to fit on")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("experiment", parents=[flags], help="arms x intensities on a dataset, dev/test split, report")
+    p.add_argument("--llm", required=True)
+    p.add_argument("--slm", required=True)
+    p.add_argument("--pairs", required=True, help="preset, two-list JSON, A/B (CAA) file, or 'dev': "
+                   "correct vs wrong answers of the dataset's dev split")
+    p.add_argument("--data", required=True, help="A/B items (ab) or a prompts file, one per line (generation)")
+    p.add_argument("--task", default="ab", choices=["ab", "generation"])
+    p.add_argument("--layer", type=int, help="SLM layer (default: the native vector's)")
+    p.add_argument("--maps", default="ridge,procrustes", help="comma list; empty for no transfer")
+    p.add_argument("--sources", default="concept,neutral")
+    p.add_argument("--neutral", type=int, default=400)
+    p.add_argument("--scaling", default="dev-sweep", choices=["dev-sweep", "per-example", "adaptive"])
+    p.add_argument("--intensities", default="-1,-0.5,-0.25,0,0.25,0.5,1")
+    p.add_argument("--with-llm", action="store_true", help="add the steered LLM as a ceiling arm")
+    p.add_argument("--limit-pairs", type=int)
+    p.add_argument("--limit-items", type=int)
+    p.add_argument("--fluency-texts", type=int, default=24)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("export", help="vector file -> llama.cpp GGUF control vector")
+    p.add_argument("--vector", required=True)
+    p.add_argument("--gguf", required=True)
+    p.add_argument("--model-hint", help="controlvector.model_hint (default: the model family)")
+    p.add_argument("--layer", help="only these layers: 15, a range 10-14 or a list 8,12 (default: all from 1)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", parents=[flags], help="llama.cpp/repeng GGUF control vector -> vector file")
+    p.add_argument("--gguf", required=True)
+    p.add_argument("--model", required=True, help="the model the control vector is for")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except SteerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per tab: its layout (``layout``) and its events (``wire``)."""

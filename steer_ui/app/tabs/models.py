@@ -1,0 +1,56 @@
+"""The Models tab: both models' facts, loading either one, a plain chat with each."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as Parts
+
+import gradio as gr
+
+from ...models import zoo
+from ..actions import models as actions
+from ..pool import ROLES, ModelPool
+from .common import facts_table, guard, slider_for, to_sampling
+
+
+def layout(wb: ModelPool) -> Parts:
+    m = Parts(facts=gr.Dataframe(value=facts_table(wb), headers=["", "LLM", "SLM"], interactive=False,
+                                 label="Loaded models", elem_id="facts"), pickers={}, loads={}, status={}, chats={})
+    with gr.Row():
+        for role in ROLES:
+            with gr.Column():
+                current = wb.models[role].name if role in wb.models else None
+                m.pickers[role] = gr.Dropdown(list(zoo.BUNDLED), value=current, allow_custom_value=True,
+                                              label=f"{role.upper()}: bundled name, Hub id, folder or .gguf",
+                                              elem_id=f"picker-{role}")
+                m.loads[role] = gr.Button(f"Load {role.upper()}")
+                m.status[role] = gr.Markdown(elem_id=f"load-status-{role}")
+                m.chats[role] = (gr.Chatbot(label=f"{role.upper()} chat (unsteered)", height=260),
+                                 gr.Textbox(placeholder="Say something and press Enter", show_label=False))
+    return m
+
+
+def wire(wb: ModelPool, ui: Parts) -> None:
+    m, sampling_in = ui.models, ui.steer.sampling
+    for role in ROLES:
+        def do_load(source, r=role, progress=gr.Progress()):
+            lm = wb.load(r, source or "", progress=lambda f, msg: progress(f, desc=msg))
+            return facts_table(wb), slider_for(wb, r), f"{r.upper()}: **{lm.name}** loaded ({lm.load_seconds:.1f} s)"
+
+        event = m.loads[role].click(guard(do_load), m.pickers[role],
+                                    [m.facts, ui.concept.sliders[role], m.status[role]],
+                                    api_name=f"load_{role}", show_progress_on=[m.status[role]])
+        # a failed load keeps the working model: the picker shows that one again
+        event.failure(lambda r=role: gr.update(value=wb.models[r].name if r in wb.models else None),
+                      None, m.pickers[role], api_visibility="private", show_progress="hidden")
+
+        def do_chat(st, history, message, max_new_v, temperature_v, top_p_v, seed_v, r=role):
+            history = list(history or []) + [{"role": "user", "content": message},
+                                             {"role": "assistant", "content": ""}]
+            stop = st.new_stop(f"chat-{r}")
+            for text in actions.chat_reply(wb, r, history[:-1],
+                                           to_sampling(max_new_v, temperature_v, top_p_v, seed_v), stop):
+                history[-1]["content"] = text
+                yield history, ""
+
+        bot, box = m.chats[role]
+        box.submit(guard(do_chat), [ui.state, bot, box, *sampling_in], [bot, box], api_name=f"chat_{role}")

@@ -1,0 +1,98 @@
+"""The Steer tab: unsteered beside steered text, the intensity slider, Compare and Sweep."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as Parts
+
+import gradio as gr
+
+from ..actions import steer as actions
+from ..pool import ROLES, ModelPool
+from .common import guard, to_sampling
+
+
+def layout(wb: ModelPool) -> Parts:
+    s = Parts()
+    with gr.Row():
+        s.prompt = gr.Textbox(value="Tell me about your weekend.", label="Prompt", scale=4)
+        s.target = gr.Radio(["SLM", "LLM", "Both"], value="SLM", label="Steer")
+        s.kind = gr.Dropdown([], value="native", allow_custom_value=True, elem_id="steer-kind", scale=2,
+                             label="SLM vector", info="native, random control, transferred, uploaded")
+    s.intensity = gr.Slider(-2, 2, value=0.4, step=0.05,
+                            label="Intensity (relative: 1.0 = the layer's typical residual norm)")
+    with gr.Row():
+        s.mode = gr.Radio(["relative", "raw", "adaptive"], value="relative", label="Intensity mode")
+        s.positions = gr.Radio(["all", "generated"], value="all", label="Steer positions")
+    with gr.Accordion("Sampling", open=False), gr.Row():
+        s.sampling = [gr.Slider(1, 256, value=48, step=1, label="Max new tokens"),
+                      gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)"),
+                      gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p"),
+                      gr.Number(value=0, precision=0, label="Seed")]
+    with gr.Row():
+        s.generate = gr.Button("Generate", variant="primary")
+        s.stop = gr.Button("Stop", variant="stop")
+    s.status = gr.Markdown("Extract a concept in the Concept tab, then generate.", elem_id="steer-status")
+    s.panes = []
+    for role in ROLES:
+        with gr.Row():
+            s.panes += [gr.Textbox(label=f"{role.upper()} unsteered", lines=6, elem_id=f"{role}-plain"),
+                        gr.Textbox(label=f"{role.upper()} steered", lines=6, elem_id=f"{role}-steered")]
+    note = ("In bfloat16 (this machine's dtype) rows of batches of other sizes can part after a few tokens: "
+            "the Sweep's intensity-0 row may then differ from the unsteered pane above."
+            if any(str(lm.dtype) == "torch.bfloat16" for lm in wb.models.values()) else "")
+    with gr.Accordion("Compare SLM vectors: native, transferred, random, one batch", open=False):
+        s.compare = gr.Button("Compare at this intensity and layer")
+        s.compare_status = gr.Markdown(elem_id="compare-status")
+        s.compare_out = gr.Dataframe(headers=["vector", "text"], wrap=True, column_widths=["18%", "82%"],
+                                     label="One row per vector")
+    with gr.Accordion("Sweep: several intensities as one batch", open=False):
+        with gr.Row():
+            s.sweep_role = gr.Radio(["SLM", "LLM"], value="SLM", label="Model")
+            s.sweep_values = gr.Textbox(value="-1, -0.5, 0, 0.5, 1", label="Intensities")
+            s.sweep = gr.Button("Run sweep")
+        s.sweep_status = gr.Markdown(note, elem_id="sweep-status")
+        s.sweep_out = gr.Dataframe(headers=["intensity", "text"], wrap=True, column_widths=["12%", "88%"],
+                                   label="One row per intensity")
+    return s
+
+
+def wire(wb: ModelPool, ui: Parts) -> None:
+    s, c, state = ui.steer, ui.concept, ui.state
+    steer_in = [state, s.prompt, s.target, s.kind, s.intensity, s.mode, s.positions, c.sliders["llm"],
+                c.sliders["slm"], *s.sampling]
+
+    def do_steer(st, prompt_v, target_v, kind_v, x, mode_v, pos_v, llm_layer, slm_layer,
+                 max_new_v, temperature_v, top_p_v, seed_v):
+        roles = {"SLM": ["slm"], "LLM": ["llm"], "Both": ["llm", "slm"]}[target_v]
+        layers = {"llm": int(llm_layer), "slm": int(slm_layer)}
+        sampling = to_sampling(max_new_v, temperature_v, top_p_v, seed_v)
+        for texts, status in actions.steer_texts(wb, st, roles, prompt_v, x, layers, kind_v, mode_v, pos_v,
+                                                 sampling, st.new_stop("steer")):
+            yield (*texts, status)
+
+    def do_sweep(st, role_v, values, prompt_v, kind_v, mode_v, llm_layer, slm_layer,
+                 max_new_v, temperature_v, top_p_v, seed_v):
+        role = role_v.lower()
+        layer = int(llm_layer if role == "llm" else slm_layer)
+        sampling = to_sampling(max_new_v, temperature_v, top_p_v, seed_v)
+        yield from actions.sweep_texts(wb, st, role, prompt_v, actions.parse_intensities(values), layer,
+                                       kind_v, mode_v, sampling, st.new_stop(f"sweep-{role}"))
+
+    def do_compare(st, prompt_v, x, mode_v, slm_layer, max_new_v, temperature_v, top_p_v, seed_v):
+        sampling = to_sampling(max_new_v, temperature_v, top_p_v, seed_v)
+        yield from actions.compare_vectors(wb, st, prompt_v, x, int(slm_layer), mode_v, sampling,
+                                           st.new_stop("compare"))
+
+    outs = [*s.panes, s.status]
+    release = s.intensity.release(guard(do_steer), steer_in, outs, api_visibility="private", show_progress_on=[s.status])
+    # Typing a value then pressing Generate fires the slider's release first: the click
+    # supersedes that run instead of generating twice.
+    generate = s.generate.click(guard(do_steer), steer_in, outs, api_name="steer", cancels=[release],
+                                show_progress_on=[s.status])
+    sweep = s.sweep.click(guard(do_sweep), [state, s.sweep_role, s.sweep_values, s.prompt, s.kind, s.mode,
+                                             c.sliders["llm"], c.sliders["slm"], *s.sampling],
+                          [s.sweep_out, s.sweep_status], api_name="sweep", show_progress_on=[s.sweep_status])
+    compare = s.compare.click(guard(do_compare), [state, s.prompt, s.intensity, s.mode, c.sliders["slm"],
+                                                   *s.sampling], [s.compare_out, s.compare_status],
+                              api_name="compare", show_progress_on=[s.compare_status])
+    s.stop.click(lambda st: st.stop_all(), state, None, cancels=[generate, release, sweep, compare], api_name="stop")

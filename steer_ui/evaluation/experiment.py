@@ -1,0 +1,205 @@
+"""The experiment runner: arms x intensities on a dev/test split, honest selection.
+
+Arms: ``baseline`` (no steering), ``native`` (extracted in the SLM), ``transferred:<map>``
+(from the LLM), ``random`` (equal-norm random direction), optionally ``llm`` (the LLM
+itself steered, a ceiling). The intensity of every arm is chosen on the dev split and
+reported on the test split, never chosen on test.
+
+Inference-time intensity scaling modes:
+- ``dev-sweep``: try every grid intensity on dev, keep the one with the best dev
+  accuracy (ties: higher p(match), then smaller |intensity|); report test at it.
+- ``per-example``: for each test item, try every grid intensity and keep the one whose
+  answer distribution is most confident (largest top-1 minus top-2 log-prob). Uses
+  no labels at all; dev is not used.
+- ``adaptive``: like ``dev-sweep``, but the hook adds ``intensity * ||h_t||`` per token
+  (the current residual norm at the hooked layer) instead of a layer-wide typical norm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..concepts.contrast import concept_name
+from ..concepts.vectors import ConceptVector
+from ..errors import DatasetError
+from . import scoring as ev
+from .fluency import perplexity
+
+SCALING = ("dev-sweep", "per-example", "adaptive")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One way of steering (or not) one model."""
+
+    name: str
+    lm: object  # LoadedModel
+    vector: ConceptVector | None
+    layer: int | None
+
+
+def split_items(items: list, dev_fraction: float = 0.5, seed: int = 0) -> tuple[list, list]:
+    """A seeded dev/test split; both halves need at least 4 items."""
+    if len(items) < 8:
+        raise DatasetError(f"{len(items)} items is too few for a dev/test split: give at least 8.")
+    perm = np.random.default_rng(seed).permutation(len(items))
+    cut = int(round(len(items) * dev_fraction))
+    return [items[i] for i in perm[:cut]], [items[i] for i in perm[cut:]]
+
+
+def _metrics(logp: np.ndarray, answers: np.ndarray) -> ev.Scores:
+    return ev.Scores.from_logprobs(logp, answers)
+
+
+def _choose(dev_logp: np.ndarray, answers: np.ndarray, grid: list[float]) -> int:
+    """Index of the dev-best intensity: accuracy, then p(match), then smaller |x|."""
+    keys = [(_metrics(dev_logp[:, k], answers).correct.mean(), _metrics(dev_logp[:, k], answers).p_match.mean(),
+             -abs(x)) for k, x in enumerate(grid)]
+    return max(range(len(grid)), key=lambda k: keys[k])
+
+
+def run_arm(arm: Arm, dev: list, test: list, grid: list[float], scaling: str,
+            fluency_texts: list[str] | None = None, groups: list[int] | None = None) -> dict:
+    """Scores of one arm: chosen intensity, dev/test metrics, the test dose-response.
+    ``groups``: the item each test row came from (CIs resample items)."""
+    mode = "adaptive" if scaling == "adaptive" else "relative"
+    grid = [0.0] if arm.vector is None else grid
+    a_dev = np.array([it.answer for it in dev])
+    a_test = np.array([it.answer for it in test])
+    test_logp = ev.choice_logprobs(arm.lm, test, arm.vector, grid, arm.layer, mode)
+    if scaling == "per-example":
+        pick = ev.margin(test_logp).argmax(1)  # (n_test,), most confident intensity per item
+        chosen_logp = test_logp[np.arange(len(test)), pick]
+        chosen = {"per_item": [grid[k] for k in pick], "mean": float(np.mean([grid[k] for k in pick]))}
+        dev_block = None
+    else:
+        dev_logp = ev.choice_logprobs(arm.lm, dev, arm.vector, grid, arm.layer, mode)
+        k = _choose(dev_logp, a_dev, grid)
+        chosen, chosen_logp = grid[k], test_logp[:, k]
+        d = _metrics(dev_logp[:, k], a_dev)
+        dev_block = {"accuracy": float(d.correct.mean()), "p_match": float(d.p_match.mean())}
+    s = _metrics(chosen_logp, a_test)
+    curve = [_metrics(test_logp[:, k], a_test) for k in range(len(grid))]
+    report = {
+        "intensity": chosen, "layer": arm.layer, "mode": mode, "dev": dev_block,
+        "test": {"accuracy": float(s.correct.mean()), "accuracy_ci": ev.ci(s.correct, groups=groups),
+                 "p_match": float(s.p_match.mean()), "p_match_ci": ev.ci(s.p_match, groups=groups)},
+        "curve": {"intensity": grid, "accuracy": [float(c.correct.mean()) for c in curve],
+                  "p_match": [float(c.p_match.mean()) for c in curve]},
+        "_correct": s.correct, "_p_match": s.p_match,
+    }
+    if fluency_texts and not isinstance(chosen, dict):
+        report["perplexity"] = perplexity(arm.lm, fluency_texts, arm.vector, chosen, arm.layer, mode)
+    return report
+
+
+def run(arms: list[Arm], items: list, grid: list[float], scaling: str = "dev-sweep", seed: int = 0,
+        fluency_texts: list[str] | None = None, progress=None, balance: bool = True) -> dict:
+    """All arms on one dataset; deltas vs baseline with paired bootstrap CIs.
+
+    The split is made on the items as given (so a concept built from the dev items
+    never sees a test item); with ``balance`` each half is then letter-balanced.
+    """
+    if scaling not in SCALING:
+        raise DatasetError(f"Unknown scaling {scaling!r}: use {', '.join(SCALING)}.")
+    dev, test = split_items(items, seed=seed)
+    n_items = len(test)
+    groups = list(range(len(test)))
+    if balance:
+        dev, (test, groups) = ev.balance_letters(dev), ev.balanced(test)
+    out: dict = {}
+    for n, arm in enumerate(arms):
+        if progress:
+            progress(n / len(arms), f"arm {arm.name}")
+        out[arm.name] = run_arm(arm, dev, test, grid, scaling, fluency_texts, groups)
+    base = out.get("baseline")
+    for name, r in out.items():
+        if base is not None and arm_model(arms, name) is arm_model(arms, "baseline"):
+            diff = r["_correct"] - base["_correct"]
+            r["test"]["delta_vs_baseline"] = float(diff.mean())
+            r["test"]["delta_ci"] = ev.ci(diff, groups=groups)
+            r["test"]["delta_p_match"] = float((r["_p_match"] - base["_p_match"]).mean())
+    for r in out.values():  # only after every delta: the baseline's arrays are needed by all
+        r.pop("_correct"), r.pop("_p_match")
+    return {"arms": out, "n_dev": len(dev), "n_test": len(test), "n_test_items": n_items, "seed": seed,
+            "scaling": scaling, "intensities": grid}
+
+
+def arm_model(arms: list[Arm], name: str):
+    return next((a.lm for a in arms if a.name == name), None)
+
+
+def run_generation(arms: list[Arm], scorer, prompts: list[str], grid: list[float], max_new_tokens: int = 32,
+                   seed: int = 0, fluency_texts: list[str] | None = None, progress=None) -> dict:
+    """Open-generation concept score: efficacy (mean scorer value) against intensity.
+
+    Prompts are split dev/test; each arm's intensity is the dev-best efficacy among those
+    whose neutral-text perplexity stays under ``BROKEN_RATIO`` x unsteered.
+    """
+    from ..steering.generation import Sampling, generate
+    from .fluency import BROKEN_RATIO
+
+    dev, test = split_items(prompts, seed=seed)
+    out: dict = {}
+    for n, arm in enumerate(arms):
+        if progress:
+            progress(n / len(arms), f"arm {arm.name}")
+        xs = [0.0] if arm.vector is None else grid
+        texts = [generate(arm.lm, p, arm.vector, xs, arm.layer, Sampling(max_new_tokens, seed=seed))
+                 for p in dev + test]  # (prompts, intensities)
+        eff = np.array([scorer.score(row) for row in texts])  # (prompts, intensities)
+        ppl = [perplexity(arm.lm, fluency_texts, arm.vector, x, arm.layer) for x in xs] if fluency_texts else None
+        # the unsteered reference, measured even when the grid has no 0
+        plain = (ppl[xs.index(0.0)] if 0.0 in xs else perplexity(arm.lm, fluency_texts)) if ppl else None
+        ok = [k for k in range(len(xs)) if ppl is None or ppl[k] <= BROKEN_RATIO * plain] or list(range(len(xs)))
+        k = max(ok, key=lambda k: (eff[: len(dev), k].mean(), -abs(xs[k])))
+        t = eff[len(dev):]
+        out[arm.name] = {
+            "intensity": xs[k], "layer": arm.layer,
+            "test": {"efficacy": float(t[:, k].mean()), "efficacy_ci": ev.ci(t[:, k])},
+            "curve": {"intensity": xs, "efficacy": t.mean(0).tolist(), "perplexity": ppl},
+            "perplexity": ppl[k] if ppl else None,
+            "examples": {str(x): texts[len(dev)][i] for i, x in enumerate(xs)},
+            "_scores": t[:, k],
+        }
+    base = out.get("baseline")
+    for r in out.values():  # paired over the same test prompts
+        if base is not None:
+            diff = r["_scores"] - base["_scores"]
+            r["test"].update(delta_vs_baseline=float(diff.mean()), delta_ci=ev.ci(diff))
+    for r in out.values():
+        r.pop("_scores")
+    return {"arms": out, "n_dev": len(dev), "n_test": len(test), "seed": seed, "intensities": grid,
+            "scorer": scorer.kind}
+
+
+def build_arms(llm, slm, cs, maps: list[str], sources: list[str], n_neutral: int = 400,
+               slm_layer: int | None = None, with_llm: bool = False, progress=None) -> tuple[list[Arm], dict]:
+    """Extract ``cs`` in both models, transfer the LLM vector with each map; the arms
+    (baseline, native, transferred:<map>..., random[, llm]) and the transfer diagnostics."""
+    from ..concepts.extraction import extract_concept
+    from ..concepts.vectors import random_like
+    from ..transfer import diagnostics, paired
+    from ..transfer.maps import transfer
+
+    native = extract_concept(slm, cs, progress=progress)
+    source = extract_concept(llm, cs, progress=progress)
+    layer = native.vector.default_layer if slm_layer is None else slm_layer
+    arms = [Arm("baseline", slm, None, None), Arm("native", slm, native.vector, layer)]
+    pairs = paired.collect(llm, slm, sources, concept_name(cs.source), n_neutral, progress=progress) \
+        if maps else None
+    diag = {}
+    for m in maps:
+        vec, layer_maps, _ = transfer(source.vector, llm, slm, pairs, m, "depth")
+        rep = diagnostics.diagnose(vec, layer_maps, native.vector, native.pos.numpy(), native.neg.numpy())
+        diag[f"transferred:{m}"] = {**rep.summary(), "cos_native_by_layer": rep.cos_native,
+                                    "r2_by_layer": rep.r2, "vector_layer": vec.default_layer}
+        # Its own layer (where the map carried the LLM's best layer): choosing it by the
+        # native vector's separability would leak SLM-native knowledge into the transfer arm.
+        arms.append(Arm(f"transferred:{m}", slm, vec, vec.default_layer if slm_layer is None else slm_layer))
+    arms.append(Arm("random", slm, random_like(native.vector, seed=0), layer))
+    if with_llm:
+        arms.append(Arm("llm", llm, source.vector, source.vector.default_layer))
+    return arms, diag
