@@ -163,14 +163,14 @@ def free_port() -> int:
 
 @contextmanager
 def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m", dtype: str | None = None):
-    """The app served in this process on 127.0.0.1 with real models: (workbench, demo, url)."""
-    import steer_ui.ui
+    """The app served in this process on 127.0.0.1 with real models: (model pool, demo, url)."""
+    from steer_ui.app.ui import build
     from steer_ui.app.pool import ModelPool
 
     wb = ModelPool(device="cpu", dtype=dtype)
     wb.models["llm"] = real_model(llm, dtype)
     wb.models["slm"] = real_model(slm, dtype)
-    demo = steer_ui.ui.build(wb)
+    demo = build(wb)
     demo.queue()
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,

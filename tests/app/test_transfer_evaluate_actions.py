@@ -1,4 +1,4 @@
-"""The Transfer and Evaluate tabs' actions (``steer_ui.trials``), gradio-free, on the real
+"""The Transfer and Evaluate tabs' actions (``steer_ui.app.actions.transfer``, ``.evaluate``), gradio-free, on the real
 pair qwen2.5-0.5b -> smollm2-135m: the Evaluate tab evaluates exactly the vectors the
 session holds, each at its own layer."""
 

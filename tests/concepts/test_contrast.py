@@ -1,4 +1,4 @@
-"""steer_ui.contrast: typed lists, presets, CAA A/B files, letter balancing, file errors."""
+"""steer_ui.concepts.contrast: typed lists, presets, CAA A/B files, letter balancing, file errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""steer_ui.formats: safetensors vector files and llama.cpp GGUF control vectors."""
+"""steer_ui.concepts.files: safetensors vector files and llama.cpp GGUF control vectors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""steer_ui.vectors: extraction methods on synthetic activations, scores, vector arithmetic."""
+"""steer_ui.concepts.vectors: extraction methods on synthetic activations, scores, vector arithmetic."""
 
 from __future__ import annotations
 

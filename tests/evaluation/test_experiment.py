@@ -1,4 +1,4 @@
-"""steer_ui.experiment: seeded splits, arms x intensities with honest selection, the
+"""steer_ui.evaluation.experiment: seeded splits, arms x intensities with honest selection, the
 three scaling modes, and open-generation efficacy."""
 
 from __future__ import annotations

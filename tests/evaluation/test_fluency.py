@@ -1,4 +1,4 @@
-"""steer_ui.fluency: perplexity of neutral text under steering, and the broken-fluency warning."""
+"""steer_ui.evaluation.fluency: perplexity of neutral text under steering, and the broken-fluency warning."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""steer_ui.report: report.json round-trips; plots are written as HTML (PNG when possible)."""
+"""steer_ui.evaluation.report: report.json round-trips; plots are written as HTML (PNG when possible)."""
 
 from __future__ import annotations
 

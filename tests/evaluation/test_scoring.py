@@ -1,4 +1,4 @@
-"""steer_ui.evaluation: dataset loading and its errors, letter balancing, exact batched
+"""steer_ui.evaluation.scoring: dataset loading and its errors, letter balancing, exact batched
 choice log-probabilities under steering, and the metrics."""
 
 from __future__ import annotations

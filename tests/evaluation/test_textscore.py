@@ -1,4 +1,4 @@
-"""steer_ui.textscore: judge-free concept scores of generated text."""
+"""steer_ui.evaluation.textscore: judge-free concept scores of generated text."""
 
 from __future__ import annotations
 

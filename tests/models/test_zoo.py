@@ -1,4 +1,4 @@
-"""steer_ui.zoo: bundled GGUF models split over packages, joined, verified and cached."""
+"""steer_ui.models.zoo: bundled GGUF models split over packages, joined, verified and cached."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""steer_ui.generation: batched steered generation, streaming, stopping, cleanup."""
+"""steer_ui.steering.generation: batched steered generation, streaming, stopping, cleanup."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""steer_ui.steering: exact arithmetic of the hooks, clean removal, input checks."""
+"""steer_ui.steering.hooks: exact arithmetic of the hooks, clean removal, input checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""steer_ui.diagnostics: a transferred vector judged against the native one and chance."""
+"""steer_ui.transfer.diagnostics: a transferred vector judged against the native one and chance."""
 
 from __future__ import annotations
 

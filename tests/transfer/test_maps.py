@@ -1,4 +1,4 @@
-"""steer_ui.transfer: linear maps recover known relations, layer matching, CKA, the
+"""steer_ui.transfer.maps: linear maps recover known relations, layer matching, CKA, the
 map cache, transferability checks and an end-to-end transfer between tiny models."""
 
 from __future__ import annotations

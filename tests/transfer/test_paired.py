@@ -1,4 +1,4 @@
-"""steer_ui.paired: the neutral corpus, concept prompts, paired collection and its disk cache."""
+"""steer_ui.transfer.paired: the neutral corpus, concept prompts, paired collection and its disk cache."""
 
 from __future__ import annotations
 
