@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     demo = build(wb)
     demo.queue(default_concurrency_limit=8)
     demo.launch(server_name=args.host, server_port=args.port, share=False, inbrowser=False,
-                max_file_size=f"{settings().max_upload_mb}mb")
+                max_file_size=f"{settings().max_upload_mb}mb")  # the same cap as every file reader
     return 0
 
 

@@ -1,6 +1,6 @@
 """Target 2: unsteered + 4 intensities as one batch vs 5 sequential generations.
 
-Both arms call the public ``steer_ui.generation.generate`` with the same prompt, vector,
+Both arms call the public ``steer_ui.steering.generation.generate`` with the same prompt, vector,
 layer and greedy ``Sampling``: the batched arm once with all five intensities, the
 sequential arm once per intensity. Rounds alternate the two arms. Also checked: every
 batched row's text equals its sequential twin.

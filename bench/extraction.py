@@ -90,14 +90,13 @@ def _with_peers(args, lm, cs, pos_t, neg_t, ours) -> list[Row]:
     import peers
     from steer_ui.concepts.vectors import ConceptVector
     from steer_ui.models import zoo
-    from steer_ui.models.tokens import encode
+    from steer_ui.models.tokens import encode, token_ids
     from steer_ui.steering.generation import Sampling, generate
 
     versions = peers.ensure()
     gguf = zoo.gguf_file(zoo.get("smollm2-135m"))
     n = lm.n_layers
-    special = not getattr(lm.tokenizer, "chat_template", None)
-    our_ids = [lm.tokenizer(t, add_special_tokens=special)["input_ids"] for t in pos_t + neg_t]
+    our_ids = token_ids(lm, pos_t + neg_t)  # steer-ui's own tokenization (its BOS rule)
     log(f"  starting the peer worker (transformers {versions['transformers']}, loads the GGUF; not timed)")
     with peers.Peer(gguf, {"positive": pos_t, "negative": neg_t, "pad_token_id": lm.tokenizer.pad_token_id},
                     args.threads) as peer:

@@ -60,6 +60,7 @@ def _switches(lm, cs, runs: int) -> list[Row]:
 
 
 def _transfer(runs: int) -> list[Row]:
+    from steer_ui.concepts.recording import typical_norms
     from steer_ui.transfer import paired
     from steer_ui.transfer.maps import transfer
 

@@ -24,12 +24,11 @@ def full_sequences(lm, item, vector, x: float):
     """One item at one intensity, each choice a full sequence: (n_choices,) log-probs."""
     import torch
 
-    from steer_ui.models.tokens import encode
+    from steer_ui.models.tokens import encode, token_ids
     from steer_ui.steering.hooks import steer
 
     prompt = lm.chat(item.prompt)
-    special = not getattr(lm.tokenizer, "chat_template", None)
-    n_prompt = len(lm.tokenizer(prompt, add_special_tokens=special)["input_ids"])
+    n_prompt = len(token_ids(lm, [prompt])[0])
     batch = encode(lm, [prompt + c for c in item.choices], padding_side="left")
     lens = batch["attention_mask"].sum(1)  # (n_choices,)
     batch["position_ids"] = (batch["attention_mask"].cumsum(1) - 1).clamp(min=0)

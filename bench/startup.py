@@ -81,7 +81,7 @@ def run(args) -> list[Row]:
                             f"{cached[0]['rss_before'] / 2**20:.0f} MiB)"),
         Row(NAME, f"peak RSS / weights, first (GGUF) load of {pair}", [a["peak_rss"] / weights for a in first],
             None, "", note="information: the dequantizing load"),
-        Row(NAME, f"(peak RSS - RSS before loading) / weights, cached load", 
+        Row(NAME, "(peak RSS - RSS before loading) / weights, cached load", 
             [(b["peak_rss"] - b["rss_before"]) / weights for b in cached], None, "",
             note="information: the load's own memory, without the runtime"),
     ]

@@ -30,11 +30,9 @@ class Settings:
     device: str | None = None  # None: CUDA, then MPS, then CPU
     dtype: str | None = None  # None: bf16 where the hardware has it, else fp32
     cache_dir: Path = field(default_factory=_cache_dir)
-    # Rows per forward pass when recording activations: bounds peak memory.
-    batch_size: int = 16
-    # Uploaded files larger than this are refused before they are parsed.
-    max_upload_mb: int = 20
-    max_new_tokens: int = 48
+    # Any file a user hands us (vector, contrast set, dataset) larger than this is refused
+    # before it is parsed: a vector of an 80-layer, 8192-wide model is 2.6 MB.
+    max_upload_mb: int = 64
 
 
 def settings() -> Settings:
@@ -45,4 +43,16 @@ def settings() -> Settings:
         slm=env.get("STEER_UI_SLM", Settings.slm),
         device=env.get("STEER_UI_DEVICE") or None,
         dtype=env.get("STEER_UI_DTYPE") or None,
+        max_upload_mb=int(env.get("STEER_UI_MAX_UPLOAD_MB") or Settings.max_upload_mb),
     )
+
+
+def max_upload_bytes() -> int:
+    """The one size cap on user files (the UI's upload limit too)."""
+    return settings().max_upload_mb * 2**20
+
+
+def neutral_corpus() -> list[str]:
+    """The shipped neutral texts, one per line: maps are fitted on the first ones, fluency
+    is measured on the last ones (``evaluation.fluency.heldout_texts``)."""
+    return [t for t in (ASSETS / "neutral_corpus.txt").read_text(encoding="utf-8").splitlines() if t.strip()]

@@ -164,8 +164,8 @@ def free_port() -> int:
 @contextmanager
 def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m", dtype: str | None = None):
     """The app served in this process on 127.0.0.1 with real models: (model pool, demo, url)."""
-    from steer_ui.app.ui import build
     from steer_ui.app.pool import ModelPool
+    from steer_ui.app.ui import build
 
     wb = ModelPool(device="cpu", dtype=dtype)
     wb.models["llm"] = real_model(llm, dtype)

@@ -23,6 +23,7 @@ from steer_ui.app.actions.steer import parse_intensities
 from steer_ui.concepts import contrast
 from steer_ui.concepts import files as formats
 from steer_ui.concepts.vectors import ConceptVector, extract
+from steer_ui.config import max_upload_bytes  # noqa: E402
 from steer_ui.errors import (
     ContrastError,
     DatasetError,
@@ -113,7 +114,7 @@ CASES = [
     ("A/B file: an object, not a list", "Concept tab upload", ContrastError, "list of objects",
      lambda t: contrast.read_items(write(t, "a.json", '"text"'))),
     ("A/B file over the size cap", "Concept tab upload", ContrastError, "larger than",
-     lambda t: contrast.read_items(write(t, "big.json", b" " * (contrast.MAX_FILE_BYTES + 1)))),
+     lambda t: contrast.read_items(write(t, "big.json", b" " * (max_upload_bytes() + 1)))),
     ("intensity NaN", "Steer tab / --intensity", IntensityError, "not finite", lambda t: _steer_once(vec(), float("nan"))),
     ("intensity inf", "Steer tab / --intensity", IntensityError, "not finite", lambda t: _steer_once(vec(), float("inf"))),
     ("huge intensity 1e9", "--intensity", IntensityError, "beyond", lambda t: _steer_once(vec(), 1e9)),

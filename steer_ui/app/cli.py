@@ -170,22 +170,16 @@ def _parse_layers(text: str) -> list[int]:
         raise SteerError(f"--layer {text!r} is not a layer, a range like 10-14, or a list like 8,12.") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m steer_ui", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    flags = model_flags()
-    sub.add_parser("models", help="list bundled models: installed? cached?").set_defaults(func=cmd_models)
-
-    p = sub.add_parser("extract", parents=[flags], help="extract a concept vector from contrast prompts")
+def _extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True)
-    p.add_argument("--pairs", required=True, help="preset name, two-list JSON, or A/B (CAA) file")
+    p.add_argument("--pairs", required=True, help="preset name or file, two-list JSON, or A/B (CAA) file")
     p.add_argument("--method", default="mean-diff", choices=["mean-diff", "pca", "probe"])
     p.add_argument("--position", default="last", choices=["last", "mean"])
     p.add_argument("--limit", type=int, help="use only the first N pairs/items")
     p.add_argument("--out", required=True, help="output .safetensors file")
-    p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("generate", parents=[flags], help="unsteered and steered output, labelled")
+
+def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--vector", required=True)
     p.add_argument("--layer", help="layer, range 10-14 or list 8,12 (default: the vector's)")
@@ -197,9 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("transfer", parents=[flags], help="carry a concept vector from the LLM into the SLM")
+
+def _transfer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vector", required=True, help="vector file extracted in the LLM")
     p.add_argument("--to", required=True, help="the SLM (bundled name, folder, .gguf or Hub id)")
     p.add_argument("--llm", help="the LLM (default: the model recorded in the vector)")
@@ -208,42 +202,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", default="concept,neutral", help="map sources: concept, neutral or both")
     p.add_argument("--neutral", type=int, default=400, help="neutral texts to fit on")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_transfer)
 
-    p = sub.add_parser("experiment", parents=[flags], help="arms x intensities on a dataset, dev/test split, report")
+
+def _experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llm", required=True)
     p.add_argument("--slm", required=True)
     p.add_argument("--pairs", required=True, help="preset, two-list JSON, A/B (CAA) file, or 'dev': "
                    "correct vs wrong answers of the dataset's dev split")
     p.add_argument("--data", required=True, help="A/B items (ab) or a prompts file, one per line (generation)")
     p.add_argument("--task", default="ab", choices=["ab", "generation"])
-    p.add_argument("--layer", type=int, help="SLM layer (default: the native vector's)")
+    p.add_argument("--layer", type=int, help="SLM layer (default: each vector's own)")
     p.add_argument("--maps", default="ridge,procrustes", help="comma list; empty for no transfer")
     p.add_argument("--sources", default="concept,neutral")
     p.add_argument("--neutral", type=int, default=400)
     p.add_argument("--scaling", default="dev-sweep", choices=["dev-sweep", "per-example", "adaptive"])
     p.add_argument("--intensities", default="-1,-0.5,-0.25,0,0.25,0.5,1")
     p.add_argument("--with-llm", action="store_true", help="add the steered LLM as a ceiling arm")
-    p.add_argument("--limit-pairs", type=int)
-    p.add_argument("--limit-items", type=int)
+    for name in ("--limit-pairs", "--limit-items"):
+        p.add_argument(name, type=int)
     p.add_argument("--fluency-texts", type=int, default=24)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_experiment)
 
-    p = sub.add_parser("export", help="vector file -> llama.cpp GGUF control vector")
+
+def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vector", required=True)
     p.add_argument("--gguf", required=True)
     p.add_argument("--model-hint", help="controlvector.model_hint (default: the model family)")
     p.add_argument("--layer", help="only these layers: 15, a range 10-14 or a list 8,12 (default: all from 1)")
-    p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("import", parents=[flags], help="llama.cpp/repeng GGUF control vector -> vector file")
+
+def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gguf", required=True)
     p.add_argument("--model", required=True, help="the model the control vector is for")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_import)
+
+
+# (name, help, its arguments, what it runs, whether it loads models)
+COMMANDS = [
+    ("models", "list bundled models: installed? cached?", None, cmd_models, False),
+    ("extract", "extract a concept vector from contrast prompts", _extract_args, cmd_extract, True),
+    ("generate", "unsteered and steered output, labelled", _generate_args, cmd_generate, True),
+    ("transfer", "carry a concept vector from the LLM into the SLM", _transfer_args, cmd_transfer, True),
+    ("experiment", "arms x intensities on a dataset, dev/test split, report", _experiment_args, cmd_experiment,
+     True),
+    ("export", "vector file -> llama.cpp GGUF control vector", _export_args, cmd_export, False),
+    ("import", "llama.cpp/repeng GGUF control vector -> vector file", _import_args, cmd_import, True),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m steer_ui", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    flags = model_flags()  # the same model flags as app.py
+    for name, help_text, add_args, func, loads in COMMANDS:
+        p = sub.add_parser(name, parents=[flags] if loads else [], help=help_text)
+        if add_args:
+            add_args(p)
+        p.set_defaults(func=func)
     return parser
 
 

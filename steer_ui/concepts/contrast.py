@@ -13,12 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ASSETS
+from ..config import ASSETS, max_upload_bytes
 from ..errors import ContrastError
 from .recording import texts_hash
 
 PRESETS = ASSETS / "presets"
-MAX_FILE_BYTES = 20 * 2**20
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def load_preset(ref: str) -> dict:
         raise ContrastError(f"Unknown preset {ref!r}. Presets: {', '.join(preset_names())}; "
                             "or give a .json file in the preset format.")
     try:
-        data = json.loads(read_text(path, MAX_FILE_BYTES, ContrastError))
+        data = json.loads(read_text(path, max_upload_bytes(), ContrastError))
     except json.JSONDecodeError as exc:
         raise ContrastError(f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}.") from None
     return check_preset(data, path.name)
@@ -188,6 +187,26 @@ def _letter(answer: str) -> str:
     return m.group(1) if m else ""
 
 
+def swap_letters(question: str, answers) -> tuple[str, tuple[str, ...]] | None:
+    """An A/B item in the other option order: the question with (A) and (B) exchanged,
+    and each answer relabelled to the letter its option now has ("(A) yes" -> "(B) yes").
+    None when the question has no (A)/(B) pair or the answers are not one of each.
+
+    The one letter-swap rule of the project: contrast sets (``from_ab_items``) and
+    scored datasets (``evaluation.scoring.balanced``) both use it."""
+    swapped = swap_options(question)
+    if swapped is None or {_letter(a) for a in answers} != {"A", "B"}:
+        return None
+    flip = {"A": "B", "B": "A"}
+
+    def relabel(answer: str) -> str:
+        letter = _letter(answer)
+        i = answer.index(letter)
+        return answer[:i] + flip[letter] + answer[i + 1:]
+
+    return swapped, tuple(relabel(a) for a in answers)
+
+
 def read_text(path: Path, max_bytes: int, error: type[Exception]) -> str:
     """A user file as UTF-8 text: exists, under ``max_bytes``, decodable; else ``error``."""
     if not path.is_file():
@@ -203,7 +222,7 @@ def read_text(path: Path, max_bytes: int, error: type[Exception]) -> str:
 def read_items(path: str | Path) -> list[dict]:
     """JSON list or JSONL of dicts; errors name the line or item that is wrong."""
     path = Path(path)
-    text = read_text(path, MAX_FILE_BYTES, ContrastError)
+    text = read_text(path, max_upload_bytes(), ContrastError)
     try:
         if text.lstrip().startswith("["):
             items = json.loads(text)
@@ -234,10 +253,11 @@ def from_ab_items(items: list[dict], name: str = "ab", balance: bool = True) -> 
         if not q.strip() or not match.strip() or match.strip() == other.strip():
             raise ContrastError(f"Item {i + 1} has an empty question or two identical answers.")
         pos.append(Prompt(q, match)), neg.append(Prompt(q, other)), letters.append(_letter(match))
-        swapped = swap_options(q) if balance else None
-        if swapped is not None and {_letter(match), _letter(other)} == {"A", "B"}:
-            pos.append(Prompt(swapped, other)), neg.append(Prompt(swapped, match))
-            letters.append(_letter(other))
+        swapped = swap_letters(q, (match, other)) if balance else None
+        if swapped is not None:
+            q2, (match2, other2) = swapped
+            pos.append(Prompt(q2, match2)), neg.append(Prompt(q2, other2))
+            letters.append(_letter(match2))
     return ContrastSet(name, tuple(pos), tuple(neg), f"ab:{name}", tuple(letters))
 
 

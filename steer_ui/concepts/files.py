@@ -19,11 +19,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..config import max_upload_bytes
 from ..errors import VectorError
 from .vectors import ConceptVector
 
 FORMAT_VERSION = 1
-MAX_VECTOR_BYTES = 64 * 2**20
 
 
 def metadata(v: ConceptVector, family: str = "") -> dict:
@@ -48,8 +48,8 @@ def load_vector(path: str | Path, expect_layers: int | None = None, expect_hidde
     path = Path(path)
     if not path.is_file():
         raise VectorError(f"Vector file {str(path)!r} does not exist.")
-    if path.stat().st_size > MAX_VECTOR_BYTES:
-        raise VectorError(f"{path.name} is over {MAX_VECTOR_BYTES >> 20} MiB: not a concept vector file.")
+    if path.stat().st_size > max_upload_bytes():
+        raise VectorError(f"{path.name} is over {max_upload_bytes() >> 20} MiB: not a concept vector file.")
     try:
         tensors = load_file(str(path))
         with open(path, "rb") as f:
@@ -67,7 +67,6 @@ def load_vector(path: str | Path, expect_layers: int | None = None, expect_hidde
     _check_shape(d, path.name, expect_layers, expect_hidden)
     fields = {k: meta[k] for k in ("model", "method", "name", "prompts_hash", "default_layer", "created") if k in meta}
     return ConceptVector(directions=d, separability=tuple(meta.get("separability", ())),
-                         residual_norms=tuple(meta.get("residual_norms", ())),
                          provenance=dict(meta.get("provenance", {})), **fields)
 
 

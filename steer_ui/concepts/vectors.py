@@ -37,7 +37,6 @@ class ConceptVector:
     method: str = "mean-diff"
     name: str = "concept"
     separability: tuple[float, ...] = ()  # per layer, cross-validated AUC
-    residual_norms: tuple[float, ...] = ()  # per layer, median norm at the read position
     prompts_hash: str = ""
     default_layer: int | None = None
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
@@ -153,12 +152,8 @@ def extract(pos_acts: torch.Tensor, neg_acts: torch.Tensor, model: str, method: 
                             "there is no direction to extract. Make the two sides differ.")
     seps = known_separability if known_separability is not None and len(known_separability) == n_layers \
         else tuple(separability(pos[:, i], neg[:, i]) for i in range(n_layers))
-    norms = np.median(np.linalg.norm(np.concatenate([pos, neg]), axis=-1), axis=0)
-    return ConceptVector(
-        directions=torch.from_numpy(dirs).float(), model=model, method=method, name=name,
-        separability=seps, residual_norms=tuple(float(x) for x in norms),
-        prompts_hash=prompts_hash, default_layer=best_layer(seps),
-    )
+    return ConceptVector(directions=torch.from_numpy(dirs).float(), model=model, method=method, name=name,
+                         separability=seps, prompts_hash=prompts_hash, default_layer=best_layer(seps))
 
 
 def best_layer(seps) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..config import ASSETS
+from ..config import neutral_corpus
 from ..errors import out_of_memory
 from ..models.tokens import encode
 from ..steering.hooks import steer
@@ -22,8 +22,7 @@ BROKEN_RATIO = 2.0
 
 def heldout_texts(n: int = 24) -> list[str]:
     """The last ``n`` lines of the neutral corpus (maps are fitted on the first ones)."""
-    lines = [t for t in (ASSETS / "neutral_corpus.txt").read_text(encoding="utf-8").splitlines() if t.strip()]
-    return lines[-n:]
+    return neutral_corpus()[-n:]
 
 
 def perplexity(lm, texts: Sequence[str], vector=None, intensity: float = 0.0, layer=None,

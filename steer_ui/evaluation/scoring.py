@@ -18,13 +18,12 @@ import numpy as np
 import torch
 from scipy.stats import bootstrap
 
-from ..concepts.contrast import read_text, swap_options
+from ..concepts.contrast import read_text, swap_letters
 from ..concepts.recording import shared_prefix
+from ..config import max_upload_bytes
 from ..errors import ContrastError, DatasetError, out_of_memory
 from ..models.tokens import pad_right, token_ids
 from ..steering.hooks import check_intensities, steer
-
-MAX_DATASET_BYTES = 20 * 2**20
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def _parse(obj, where: str) -> Item:
 def load_items(path: str | Path) -> list[Item]:
     """CAA JSON or generic ``{prompt, choices, answer}`` JSON/JSONL; errors name the line."""
     path = Path(path)
-    text = read_text(path, MAX_DATASET_BYTES, DatasetError)
+    text = read_text(path, max_upload_bytes(), DatasetError)
     if text.lstrip().startswith("["):
         try:
             rows = json.loads(text)
@@ -97,12 +96,9 @@ def balanced(items: Sequence[Item]) -> tuple[list[Item], list[int]]:
     out, groups = [], []
     for g, it in enumerate(items):
         out.append(it), groups.append(g)
-        swapped = swap_options(it.prompt)
-        letters = {c.strip()[:3] for c in it.choices}
-        if swapped is not None and letters == {"(A)", "(B)"}:
-            relabel = {"(A)": "(B)", "(B)": "(A)"}
-            choices = tuple(c.replace(c.strip()[:3], relabel[c.strip()[:3]], 1) for c in it.choices)
-            out.append(Item(swapped, choices, it.answer)), groups.append(g)
+        swapped = swap_letters(it.prompt, it.choices)
+        if swapped is not None:
+            out.append(Item(swapped[0], swapped[1], it.answer)), groups.append(g)
     return out, groups
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers import (
@@ -132,39 +132,12 @@ def stream(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[
     values = check_intensities(intensities)
     sampling.check()
     own = threading.Event()  # set when this consumer finishes or goes away
-    stops = (own,) if stop is None else (own, stop)
-    text = lm.chat(prompt) if chat else prompt
-    out: queue.Queue = queue.Queue()
-    errors: list[BaseException] = []
-
-    def work():
-        try:
-            if not lm.lock.acquire(blocking=False):
-                out.put(_WAITING)
-                lm.lock.acquire()
-            with _held(lm.lock):
-                batch = encode(lm, [text] * len(values), padding_side="left")
-                prompt_len = batch["input_ids"].shape[1]
-                criteria, started = _Stream(out, stops, prompt_len), time.perf_counter()
-                with steer(lm, vector, values, layers, mode, positions, prompt_len), torch.inference_mode():
-                    ids = lm.model.generate(
-                        **batch, max_new_tokens=sampling.max_new_tokens,
-                        pad_token_id=lm.tokenizer.pad_token_id,
-                        stopping_criteria=StoppingCriteriaList([criteria]),
-                        logits_processor=sampling.processors(len(values)),
-                        do_sample=False, temperature=None, top_p=None, top_k=None,
-                    )
-                if stats is not None:
-                    stats.append(_stats(lm, ids[:, prompt_len:], started))
-        except BaseException as exc:  # handed to the caller's thread below
-            errors.append(exc)
-        finally:
-            out.put(_DONE)
-
-    worker = threading.Thread(target=work, daemon=True, name="steer-ui-generate")
+    job = _Job(lm, lm.chat(prompt) if chat else prompt, vector, values, layers, sampling, mode, positions,
+               (own,) if stop is None else (own, stop), stats)
+    worker = threading.Thread(target=job.run, daemon=True, name="steer-ui-generate")
     worker.start()
     try:
-        while (item := out.get()) is not _DONE:
+        while (item := job.out.get()) is not _DONE:
             if item is _WAITING:
                 if on_wait is not None:
                     on_wait()
@@ -174,11 +147,57 @@ def stream(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[
     finally:
         own.set()  # the consumer went away or finished: end this worker promptly
         worker.join()
-    if errors:
-        exc = errors[0]
-        if is_out_of_memory(exc):
-            raise ResourceError("Out of memory while generating: use fewer tokens or intensities.") from exc
-        raise exc
+    if job.error is not None:
+        if is_out_of_memory(job.error):
+            raise ResourceError("Out of memory while generating: use fewer tokens or intensities.") from job.error
+        raise job.error
+
+
+@dataclass
+class _Job:
+    """One batched generation, run on a worker thread; new tokens go to ``out``."""
+
+    lm: object
+    text: str
+    vector: object
+    values: list[float]
+    layers: object
+    sampling: Sampling
+    mode: str
+    positions: str
+    stops: tuple[threading.Event, ...]
+    stats: list | None
+    out: queue.Queue = field(default_factory=queue.Queue)
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        lm = self.lm
+        try:
+            if not lm.lock.acquire(blocking=False):  # busy: say so before waiting
+                self.out.put(_WAITING)
+                lm.lock.acquire()
+            with _held(lm.lock):
+                self._generate()
+        except BaseException as exc:  # handed to the consumer's thread
+            self.error = exc
+        finally:
+            self.out.put(_DONE)
+
+    def _generate(self) -> None:
+        lm, rows = self.lm, len(self.values)
+        batch = encode(lm, [self.text] * rows, padding_side="left")  # one prompt, one row per intensity
+        prompt_len = batch["input_ids"].shape[1]
+        started = time.perf_counter()
+        with steer(lm, self.vector, self.values, self.layers, self.mode, self.positions, prompt_len), \
+                torch.inference_mode():
+            ids = lm.model.generate(
+                **batch, max_new_tokens=self.sampling.max_new_tokens, pad_token_id=lm.tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([_Stream(self.out, self.stops, prompt_len)]),
+                logits_processor=self.sampling.processors(rows),
+                do_sample=False, temperature=None, top_p=None, top_k=None,  # sampling is the processor's
+            )
+        if self.stats is not None:
+            self.stats.append(_stats(lm, ids[:, prompt_len:], started))
 
 
 def _stats(lm, new: torch.Tensor, started: float) -> Stats:

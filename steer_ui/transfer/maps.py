@@ -159,7 +159,6 @@ def carry(vector: ConceptVector, maps: list[LayerMap], llm_norms, slm_norms, slm
     slm_layer = min(range(len(maps)), key=lambda j: abs(maps[j].llm_layer - layer)) if layer is not None else None
     return replace(vector, directions=torch.from_numpy(np.stack(dirs)).float(), model=slm_name,
                    method=f"transfer:{maps[0].method}", default_layer=slm_layer, separability=(),
-                   residual_norms=(),
                    provenance={**vector.provenance, "family": slm_family,
                                "source_family": vector.provenance.get("family", ""),
                                "transferred_from": vector.model, "source_layer": layer,

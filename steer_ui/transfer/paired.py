@@ -20,11 +20,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..concepts import contrast, recording
-from ..config import ASSETS
+from ..config import neutral_corpus
 from ..errors import TransferError
 from ..models import zoo
 
-CORPUS = ASSETS / "neutral_corpus.txt"
 SOURCES = ("neutral", "concept")
 MIN_TEXTS = 64  # below this a per-layer map of hundreds of dimensions is noise
 
@@ -44,7 +43,7 @@ class PairedActivations:
 
 def neutral_texts(n: int | None = None, extra: list[str] | None = None) -> list[str]:
     """The neutral corpus (first ``n`` lines) plus user-supplied lines."""
-    lines = [t for t in CORPUS.read_text(encoding="utf-8").splitlines() if t.strip()]
+    lines = neutral_corpus()
     return (lines[:n] if n else lines) + [t for t in (extra or []) if t.strip()]
 
 

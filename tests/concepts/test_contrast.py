@@ -235,7 +235,7 @@ def test_read_items_missing_and_too_big(tmp_path, monkeypatch):
         read_items(tmp_path / "none.json")
     f = tmp_path / "big.json"
     f.write_text("[" + ",".join(["{}"] * 100) + "]")
-    monkeypatch.setattr(contrast, "MAX_FILE_BYTES", 100)
+    monkeypatch.setenv("STEER_UI_MAX_UPLOAD_MB", "0")
     with pytest.raises(ContrastError, match="larger than"):
         read_items(f)
 
@@ -285,3 +285,28 @@ def test_from_source_ab_file():
 def test_from_source_unknown():
     with pytest.raises(ContrastError, match=r"'nope' is neither a preset \(.*happy-sad.*\) nor a file"):
         from_source("nope")
+
+
+# ---------- one letter-swap rule for contrast sets and scored datasets ----------
+
+def test_the_letter_swap_of_contrast_sets_and_of_datasets_agree():
+    from steer_ui.evaluation.scoring import Item, balanced
+
+    question = "Is the sea wet?\n\nChoices:\n (A) Yes, it is.\n (B) No, it is not."
+    for match, other in (("(A)", "(B)"), ("(B) No", "(A) Yes"), (" (A) Yes, it is.", " (B) No, it is not.")):
+        cs = contrast.from_ab_items([{"question": question, "answer_matching_behavior": match,
+                                      "answer_not_matching_behavior": other}])
+        rows, _ = balanced([Item(question, (match, other), 0)])
+        assert len(cs) == 2 and len(rows) == 2
+        swapped = rows[1]
+        # the contrast set's swapped pair is the dataset's swapped item, answer for answer
+        assert (cs.positive[1].user, cs.positive[1].answer, cs.negative[1].answer) == \
+            (swapped.prompt, swapped.choices[0], swapped.choices[1])
+        # and it points at the same option text as before the swap
+        text = {"A": "Yes, it is.", "B": "No, it is not."}
+        letter = lambda a: a.strip()[1]  # noqa: E731
+        before = text[letter(match)]
+        after = dict(zip("AB", ("No, it is not.", "Yes, it is.")))[letter(swapped.choices[0])]
+        assert before == after, (match, swapped)
+    assert contrast.swap_letters("No options here", ("(A)", "(B)")) is None
+    assert contrast.swap_letters(question, ("yes", "no")) is None

@@ -113,16 +113,6 @@ def test_separability_too_few_pairs():
     assert np.isnan(separability(np.ones((1, 3)), np.zeros((1, 3))))
 
 
-def test_residual_norms_recorded():
-    pos, neg, _ = _synthetic()
-    v = extract(pos, neg, "tiny")
-    both = torch.cat([pos, neg])
-    expected = both.norm(dim=-1).median(0)  # per layer (torch median: lower middle)
-    assert len(v.residual_norms) == LAYERS
-    for got, lo in zip(v.residual_norms, expected.values):
-        assert got == pytest.approx(float(lo), rel=0.1)
-
-
 def test_default_layer_is_best_in_band():
     """Per-layer concept strengths make layers 0 and 4 the most separable, then layer 2;
     of 5 layers the 20-80% band is 1..3, so the default is layer 2."""

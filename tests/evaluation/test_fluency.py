@@ -9,7 +9,7 @@ import torch
 
 from steer_ui.concepts.recording import typical_norms
 from steer_ui.concepts.vectors import ConceptVector
-from steer_ui.evaluation import fluency
+from steer_ui.config import ASSETS
 from steer_ui.evaluation.fluency import (
     BROKEN_RATIO,
     fluency_warning,
@@ -97,6 +97,7 @@ def test_fluency_warning():
 
 def test_heldout_texts():
     texts = heldout_texts(5)
-    lines = [t for t in (fluency.ASSETS / "neutral_corpus.txt").read_text(encoding="utf-8").splitlines() if t.strip()]
+    lines = (ASSETS / "neutral_corpus.txt").read_text(encoding="utf-8").splitlines()
+    lines = [t for t in lines if t.strip()]
     assert texts == lines[-5:]
     assert len(heldout_texts()) == 24
