@@ -22,7 +22,7 @@ def _raised_names(tree: ast.AST):
     for node in ast.walk(tree):
         if isinstance(node, ast.Raise) and node.exc is not None:
             exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
-            if isinstance(exc, ast.Attribute):
+            if isinstance(exc, ast.Attribute) and exc.attr[0].isupper():  # mod.Error, not job.error
                 yield ast.unparse(exc), node.lineno
             elif isinstance(exc, ast.Name) and exc.id[0].isupper():
                 yield exc.id, node.lineno
@@ -44,7 +44,7 @@ def test_the_core_raises_only_domain_errors():
 
 def test_the_scan_sees_qualified_and_plain_raises():
     tree = ast.parse("def f():\n    raise ValueError('x')\n\ndef g():\n    raise torch.OutOfMemoryError()\n"
-                     "\ndef h(exc):\n    raise exc\n")
+                     "\ndef h(exc, job):\n    raise exc\n    raise job.error\n")
     assert [n for n, _ in _raised_names(tree)] == ["ValueError", "torch.OutOfMemoryError"]
 
 
