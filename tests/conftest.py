@@ -163,22 +163,20 @@ def free_port() -> int:
 
 @contextmanager
 def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m", dtype: str | None = None):
-    """The app served in this process on 127.0.0.1 with real models: (model pool, demo, url)."""
+    """The app as ``app.py`` serves it (the UI mounted on the API's FastAPI app), in this
+    process on a free 127.0.0.1 port with real models: (model pool, Blocks, url)."""
+    from steer_ui.app.api import ApiConfig
     from steer_ui.app.pool import ModelPool
-    from steer_ui.app.ui import build
+    from steer_ui.app.published import VectorStore
+    from steer_ui.app.server import make_app, running
 
     wb = ModelPool(device="cpu", dtype=dtype)
-    wb.models["llm"] = real_model(llm, dtype)
-    wb.models["slm"] = real_model(slm, dtype)
-    demo = build(wb)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                share=False, inbrowser=False, quiet=True)
-    try:
-        yield wb, demo, f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    wb.put("llm", real_model(llm, dtype))
+    wb.put("slm", real_model(slm, dtype))
+    app = make_app(wb, VectorStore(), ApiConfig())
+    demo = next(r.app.blocks for r in app.routes if getattr(getattr(r, "app", None), "blocks", None))
+    with running(app) as url:
+        yield wb, demo, url + "/"
 
 
 # ---------- llama.cpp, built from the pinned llama-cpp-python sdist by `make test` ----------

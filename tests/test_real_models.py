@@ -249,3 +249,30 @@ def happy32(smollm32_module):
 @pytest.fixture(scope="module")
 def smollm32_module():
     return real_model("smollm2-135m", "float32")
+
+
+# ---------- the scheduler on a real model: different users, one batch, solo results ----------
+
+@pytest.mark.real
+def test_concurrent_requests_on_smollm_equal_their_solo_runs(smollm32, happy32):
+    """Four prompts of different lengths, each with its own vector sign, intensity and
+    layer, submitted at once: every text equals its request run alone (fp32)."""
+    import threading
+
+    jobs = [("Tell me about your weekend.", 0.6, 15), ("What is the capital of France?", -0.5, 12),
+            ("Write a haiku about rain in the city at night.", 0.8, 18), ("Hi!", 0.4, 15)]
+    alone = [generate(smollm32, p, happy32, [0.0, x], [layer], Sampling(24)) for p, x, layer in jobs]
+    results, barrier = {}, threading.Barrier(len(jobs))
+
+    def client(i, p, x, layer):
+        barrier.wait()
+        results[i] = generate(smollm32, p, happy32, [0.0, x], [layer], Sampling(24))
+
+    threads = [threading.Thread(target=client, args=(i, *job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert [results[i] for i in range(len(jobs))] == alone
+    assert all(a[0] != a[1] for a in alone)
+    assert hooks_left(smollm32) == 0

@@ -8,7 +8,7 @@ import sys
 
 from ..errors import SteerError
 from ..models import zoo
-from .flags import model_flags, spec
+from .flags import model_flags, server_flags, spec
 
 
 def cmd_models(args) -> None:
@@ -239,25 +239,38 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True)
 
 
-# (name, help, its arguments, what it runs, whether it loads models)
+def cmd_serve(args) -> None:
+    from .server import serve_from_args
+
+    if serve_from_args(args, ui=not args.no_ui) != 0:
+        raise SystemExit(2)
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-ui", action="store_true", help="serve the API only, without the Gradio UI")
+
+
+# (name, help, its arguments, what it runs, the shared flags it takes: model loading, serving)
 COMMANDS = [
-    ("models", "list bundled models: installed? cached?", None, cmd_models, False),
-    ("extract", "extract a concept vector from contrast prompts", _extract_args, cmd_extract, True),
-    ("generate", "unsteered and steered output, labelled", _generate_args, cmd_generate, True),
-    ("transfer", "carry a concept vector from the LLM into the SLM", _transfer_args, cmd_transfer, True),
+    ("models", "list bundled models: installed? cached?", None, cmd_models, ()),
+    ("extract", "extract a concept vector from contrast prompts", _extract_args, cmd_extract, ("model",)),
+    ("generate", "unsteered and steered output, labelled", _generate_args, cmd_generate, ("model",)),
+    ("transfer", "carry a concept vector from the LLM into the SLM", _transfer_args, cmd_transfer, ("model",)),
     ("experiment", "arms x intensities on a dataset, dev/test split, report", _experiment_args, cmd_experiment,
-     True),
-    ("export", "vector file -> llama.cpp GGUF control vector", _export_args, cmd_export, False),
-    ("import", "llama.cpp/repeng GGUF control vector -> vector file", _import_args, cmd_import, True),
+     ("model",)),
+    ("export", "vector file -> llama.cpp GGUF control vector", _export_args, cmd_export, ()),
+    ("import", "llama.cpp/repeng GGUF control vector -> vector file", _import_args, cmd_import, ("model",)),
+    ("serve", "the UI and the OpenAI-compatible API on one server (--no-ui: the API only)", _serve_args,
+     cmd_serve, ("model", "server")),
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m steer_ui", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    flags = model_flags()  # the same model flags as app.py
-    for name, help_text, add_args, func, loads in COMMANDS:
-        p = sub.add_parser(name, parents=[flags] if loads else [], help=help_text)
+    shared = {"model": model_flags(), "server": server_flags()}  # the same flags as app.py
+    for name, help_text, add_args, func, flags in COMMANDS:
+        p = sub.add_parser(name, parents=[shared[f] for f in flags], help=help_text)
         if add_args:
             add_args(p)
         p.set_defaults(func=func)

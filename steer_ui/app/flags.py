@@ -4,6 +4,7 @@ the ``ModelSpec`` they describe."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..config import settings
 from ..models.loading import ModelSpec
@@ -31,3 +32,26 @@ def spec_kwargs(args: argparse.Namespace) -> dict:
 
 def spec(args: argparse.Namespace, source: str) -> ModelSpec:
     return ModelSpec(source, **spec_kwargs(args))
+
+
+def server_flags() -> argparse.ArgumentParser:
+    """A parent parser for serving (``app.py`` and ``serve``): where, who may call, how to batch."""
+    s = settings()
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("serving")
+    g.add_argument("--llm", default=s.llm, help=f"larger model: bundled name, Hub id, folder or .gguf (default {s.llm})")
+    g.add_argument("--slm", default=s.slm, help=f"smaller model (default {s.slm})")
+    g.add_argument("--host", default=s.host, help="address to bind (default 127.0.0.1: this machine only)")
+    g.add_argument("--port", type=int, default=s.port)
+    g.add_argument("--expose", action="store_true", help="allow binding a non-loopback --host (needs --api-key)")
+    g.add_argument("--api-key", default=os.environ.get("STEER_UI_API_KEY") or None,
+                   help="key every /v1 call must send (default: $STEER_UI_API_KEY; required with --expose)")
+    g.add_argument("--allow-model-loading", action="store_true",
+                   help="let API calls load folders, .gguf files or Hub ids by name (bundled models always load)")
+    g.add_argument("--max-batch", type=int, default=16, help="rows one model's batch runs at most (default 16)")
+    g.add_argument("--batch-window-ms", type=float, default=5.0,
+                   help="how long an idle model waits for more requests before it starts (default 5 ms)")
+    g.add_argument("--max-tokens", type=int, default=1024, help="the most new tokens one API request may ask for")
+    g.add_argument("--memory-budget", type=float, default=None,
+                   help="GB the loaded models may use; unused ones are unloaded, least recently used first")
+    return p

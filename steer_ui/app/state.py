@@ -7,6 +7,7 @@ uploaded lives here, one state per browser session.
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
 
 from ..concepts.extraction import Extraction
@@ -23,6 +24,8 @@ class SessionState:
     whatever is extracted later; every list the UI shows is built from here.
     """
 
+    # Which session this is: the model pool counts who uses each model by it.
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
     extractions: dict[str, Extraction] = field(default_factory=dict)
     # Named SLM vectors beside the native one: "transferred:ridge:happy-sad", "uploaded:mine" ...
     extra: dict[str, ConceptVector] = field(default_factory=dict)

@@ -19,18 +19,21 @@ from types import SimpleNamespace as Parts
 import gradio as gr
 
 from .pool import ROLES, ModelPool
+from .published import VectorStore
 from .state import SessionState
 from .tabs import concept, evaluate, models, steer, transfer
 from .tabs.common import slider_for
 
 
-def build(wb: ModelPool) -> gr.Blocks:
+def build(wb: ModelPool, store: VectorStore | None = None) -> gr.Blocks:
     """The whole app: Models, Concept, Transfer, Steer and Evaluate tabs over one shared
     ``ModelPool``; each browser session's concepts live in its own ``SessionState``."""
     with gr.Blocks(title="steer-ui") as demo:
         gr.Markdown("# steer-ui\nExtract a concept from contrast prompts, see it, carry it from the LLM into "
                     "the SLM, steer with it.")
-        ui = Parts(state=gr.State(lambda: SessionState()))
+        # a closed browser tab's session stops holding models in the pool
+        ui = Parts(state=gr.State(lambda: SessionState(), delete_callback=lambda st: wb.forget(st.id)),
+                   store=store if store is not None else VectorStore())
         with gr.Tab("Models"):
             ui.models = models.layout(wb)
         with gr.Tab("Concept"):

@@ -82,6 +82,8 @@ class LoadedModel:
     forward_passes: int = 0
     # Per-layer typical residual norms, measured once by ``concepts.recording.typical_norms``.
     norms: torch.Tensor | None = field(default=None, repr=False)
+    # Its batching scheduler (``steering.scheduler.for_model`` makes it on first use).
+    scheduler: object | None = field(default=None, repr=False)
 
     @property
     def n_layers(self) -> int:

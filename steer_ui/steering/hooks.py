@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
@@ -190,3 +191,86 @@ def check_fits(vector: ConceptVector, lm) -> None:
 def hooks_left(lm) -> int:
     """Forward hooks still attached to ``lm``'s decoder layers (0 when idle)."""
     return sum(len(layer._forward_hooks) for layer in lm.layers)
+
+
+# ---------- per-row steering for the scheduler: each row its own vectors, layers, modes ----------
+
+@dataclass(frozen=True)
+class Push:
+    """One steering entry of a row: ``vector`` at ``intensity`` on ``layers`` (None: the
+    vector's default layer) in ``mode``. A row's pushes add up (composition)."""
+
+    vector: ConceptVector
+    intensity: float
+    layers: tuple[int, ...] | None = None
+    mode: str = "relative"
+
+    def layer_list(self, n_layers: int) -> list[int]:
+        return check_layers(self.vector.default_layer if self.layers is None else list(self.layers), n_layers)
+
+
+def check_pushes(lm, rows: Sequence[Sequence[Push]]) -> None:
+    """``SteerError`` for any push that does not fit ``lm`` or has a bad intensity, layer or mode."""
+    if not rows:
+        raise IntensityError("No rows to generate: give at least one.")
+    for pushes in rows:
+        for p in pushes:
+            if p.mode not in MODES:
+                raise IntensityError(f"Unknown intensity mode {p.mode!r}: use {', '.join(MODES)}.")
+            check_intensities([p.intensity])
+            check_fits(p.vector, lm)
+            p.layer_list(lm.n_layers)
+
+
+@contextmanager
+def row_hooks(lm, rows: Sequence[Sequence[Push]], start: int = 0):
+    """Hooks adding each row's pushes to positions >= ``start`` of this forward call
+    (rows are batch rows); removed in ``finally``. Rows without pushes get nothing added."""
+    plan = _row_plan(lm, rows)
+    handles = []
+    try:
+        for layer, (const, adapt) in plan.items():
+            handles.append(lm.layers[layer].register_forward_hook(_row_hook(const, adapt, start)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _row_plan(lm, rows) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]]:
+    """Per steered layer: (constant add (rows, d), adaptive unit directions (rows, d) or None)."""
+    plan: dict[int, list] = {}
+    for r, pushes in enumerate(rows):
+        for p in pushes:
+            if not p.intensity:
+                continue
+            for layer in p.layer_list(lm.n_layers):
+                const, adapt = plan.setdefault(layer, [torch.zeros(len(rows), lm.hidden_size), None])
+                base = _base(lm, p.vector, layer, p.mode) * float(p.intensity)
+                if p.mode == "adaptive":
+                    adapt = torch.zeros_like(const) if adapt is None else adapt
+                    adapt[r] += base
+                    plan[layer][1] = adapt
+                else:
+                    const[r] += base
+    return {layer: (c, a) for layer, (c, a) in plan.items()}
+
+
+def _row_hook(const: torch.Tensor, adapt: torch.Tensor | None, start: int):
+    placed: dict = {}
+
+    def hook(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output  # (rows, seq, d)
+        if start >= hidden.shape[1]:
+            return None
+        key = (hidden.device, hidden.dtype)
+        if key not in placed:  # on the hidden state's own device and dtype
+            placed[key] = tuple(None if t is None else t.to(device=hidden.device, dtype=hidden.dtype)[:, None, :]
+                                for t in (const, adapt))
+        c, a = placed[key]
+        tail = hidden[:, start:]
+        add = c if a is None else c + a * tail.float().norm(dim=-1, keepdim=True).to(hidden.dtype)
+        steered = tail + add if start == 0 else torch.cat([hidden[:, :start], tail + add], dim=1)
+        return (steered, *output[1:]) if isinstance(output, tuple) else steered
+
+    return hook

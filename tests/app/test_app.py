@@ -72,9 +72,16 @@ def _still_serving(served, extracted, before):
 # ---------- serving ----------
 
 def test_served_on_loopback_without_a_share_link(served):
+    import os
+    from urllib.parse import urlsplit
+
+    import psutil
+
     _, demo, url = served
-    assert demo.server_name == "127.0.0.1"
-    assert demo.local_url == url
+    port = urlsplit(url).port
+    listening = [c.laddr.ip for c in psutil.Process(os.getpid()).net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+    assert listening == ["127.0.0.1"], listening  # bound to loopback only, as app.py binds it
     assert demo.share_url is None
     info = _client(url).view_api(print_info=False, return_format="dict")
     names = set(info["named_endpoints"])
@@ -188,14 +195,14 @@ def test_loading_an_unknown_model_lists_the_bundled_names(served, extracted, rol
 
 def test_extract_with_only_the_slm_loaded(served, extracted):
     wb = served[0]
-    llm = wb.models.pop("llm")
+    llm_name = wb.start_pair.pop("llm")
     try:
         client = _client(served[2])
         result = client.predict(src="Preset", preset_v="happy-sad", limit_v=8, method_v="mean-diff",
                                 position_v="last", pos_v="", neg_v="", ab_v=None, api_name="/extract")
         assert "**SLM** smollm2-135m: **happy-sad**, 8 pairs" in result[0] and "**LLM**" not in result[0]
     finally:
-        wb.models["llm"] = llm
+        wb.start_pair["llm"] = llm_name
     _still_serving(served, extracted, _models(wb))
 
 

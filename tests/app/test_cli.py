@@ -178,7 +178,9 @@ def test_app_refuses_a_public_host_without_expose(capsys):
     for host in ("127.0.0.1", "localhost", "::1"):
         app.check_host(host, expose=False)  # loopback is always fine
     assert capsys.readouterr().err == ""
-    app.check_host("0.0.0.0", expose=True)  # allowed when asked, with a warning
+    with pytest.raises(SteerError, match="--api-key"):
+        app.check_host("0.0.0.0", expose=True)
+    app.check_host("0.0.0.0", expose=True, api_key="secret")  # allowed when asked, with a warning
     assert "WARNING" in capsys.readouterr().err
 
 

@@ -9,7 +9,7 @@ import torch
 
 from conftest import make_tiny
 from steer_ui.app.actions import concept as concept_actions
-from steer_ui.app.pool import ModelPool
+from steer_ui.app.pool import Pair
 from steer_ui.app.state import SessionState
 from steer_ui.concepts import contrast, vectors
 from steer_ui.concepts.vectors import ConceptVector
@@ -22,7 +22,7 @@ def _one_thread(one_thread_module):
 
 
 def test_rescore_switches_method_without_forward_pass_or_cv(monkeypatch):
-    wb = ModelPool()
+    wb = Pair()
     wb.models["slm"] = make_tiny("llama")
     state = SessionState()
     cs = contrast.from_lists("the happy day\ni am very happy\nyou are good", "the sad night\ni am very sad\nyou are bad")
@@ -45,7 +45,7 @@ CS = contrast.from_lists("the happy day\ni am very happy\nyou are good", "the sa
 
 
 def _pair():
-    wb = ModelPool()
+    wb = Pair()
     wb.models["llm"], wb.models["slm"] = make_tiny("qwen2", seed=1), make_tiny("llama")
     return wb
 

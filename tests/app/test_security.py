@@ -23,7 +23,10 @@ def test_defaults_bind_loopback_without_share_or_remote_code():
     assert ModelSpec("smollm2-135m").trust_remote_code is False
     with pytest.raises(SteerError, match="--expose"):
         app.check_host("0.0.0.0", expose=False)
-    app.check_host("0.0.0.0", expose=True)  # allowed, with a warning on stderr
+    with pytest.raises(SteerError, match="give it a key"):
+        app.check_host("0.0.0.0", expose=True)  # exposed, the API needs a key
+    app.check_host("0.0.0.0", expose=True, api_key="k")  # allowed, with a warning on stderr
+    assert args.api_key is None or args.api_key == os.environ.get("STEER_UI_API_KEY")
 
 
 def test_source_has_no_pickle_loads_and_no_share_links():
@@ -32,8 +35,8 @@ def test_source_has_no_pickle_loads_and_no_share_links():
         assert "import pickle" not in text and "allow_pickle=True" not in text, path
         for call in re.findall(r"torch\.load\([^)]*\)", text):
             assert "weights_only=True" in call, (path, call)
-        assert "share=True" not in text, path
-    assert "share=False" in (ROOT / "app.py").read_text()
+        assert "share=True" not in text and ".launch(" not in text, path  # no Gradio tunnel: uvicorn serves
+    assert "uvicorn.run(app, host=host" in (ROOT / "steer_ui/app/server.py").read_text()
 
 
 # A child process with a clean environment (no HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or

@@ -9,7 +9,7 @@ import torch
 
 from conftest import make_tiny
 from steer_ui.app.actions import concept as concept_actions
-from steer_ui.app.pool import ModelPool
+from steer_ui.app.pool import Pair
 from steer_ui.app.state import SessionState
 from steer_ui.concepts import contrast
 from steer_ui.concepts.files import save_vector
@@ -26,7 +26,7 @@ CS = contrast.from_lists("the happy day\ni am very happy\nyou are good", "the sa
 
 
 def _pair():
-    wb = ModelPool()
+    wb = Pair()
     wb.models["llm"], wb.models["slm"] = make_tiny("qwen2", seed=1), make_tiny("llama")
     return wb
 

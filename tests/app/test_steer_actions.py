@@ -10,7 +10,7 @@ import torch
 from conftest import make_tiny
 from steer_ui.app.actions import concept as concept_actions
 from steer_ui.app.actions import steer as steer_actions
-from steer_ui.app.pool import ModelPool
+from steer_ui.app.pool import Pair
 from steer_ui.app.state import SessionState
 from steer_ui.concepts import contrast
 from steer_ui.models.tokens import encode
@@ -28,7 +28,7 @@ CS = contrast.from_lists("the happy day\ni am very happy\nyou are good", "the sa
 
 
 def _pair():
-    wb = ModelPool()
+    wb = Pair()
     wb.models["llm"], wb.models["slm"] = make_tiny("qwen2", seed=1), make_tiny("llama")
     return wb
 
@@ -51,7 +51,7 @@ def test_both_mode_runs_each_model_to_its_own_end():
     texts, status = out[-1]
     solo = generation.generate(llm, "the day", None, [0.0], sampling=Sampling(12))[0]
     assert texts[0] == solo  # the LLM's unsteered pane ran to the end
-    assert "LLM 12 tokens" in status and "SLM 1 tokens" in status, status
+    assert "LLM 12 tokens" in status and "SLM 0 tokens" in status, status  # its first token ended it
     assert status.startswith("steering LLM: **custom** (native) at layer 1 · SLM: **custom** (native) at layer 1; "
                              "intensity +1.00 relative, all positions")
     assert all(s.endswith("generating…") for _, s in out[:-1])

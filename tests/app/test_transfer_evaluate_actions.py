@@ -15,7 +15,7 @@ from conftest import FIXTURES, real_model
 from steer_ui.app.actions import concept as concept_actions
 from steer_ui.app.actions import evaluate as evaluate_actions
 from steer_ui.app.actions import transfer as transfer_actions
-from steer_ui.app.pool import ModelPool
+from steer_ui.app.pool import Pair
 from steer_ui.app.state import SessionState
 from steer_ui.concepts import contrast
 from steer_ui.concepts.files import save_vector
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.real
 def transferred():
     """A session that extracted happy-sad (pca, mean pooling: not the defaults) in both
     models and transferred it with ridge: (workbench, state, transfer markdown)."""
-    wb = ModelPool("cpu")
+    wb = Pair()
     wb.models["llm"], wb.models["slm"] = real_model("qwen2.5-0.5b"), real_model("smollm2-135m")
     state = SessionState()
     concept_actions.extract_both(wb, state, contrast.from_preset("happy-sad", 8), "pca", "mean")

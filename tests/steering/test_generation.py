@@ -11,7 +11,6 @@ import torch
 from conftest import make_tiny
 from steer_ui.concepts.vectors import ConceptVector
 from steer_ui.errors import IntensityError, SteerError, VectorError
-from steer_ui.steering import generation
 from steer_ui.steering.generation import Sampling, generate, stream
 from steer_ui.steering.hooks import hooks_left
 
@@ -65,7 +64,10 @@ def _lock_free(lm) -> bool:
 
 
 def _alive_workers() -> int:
-    return sum(t.name == "steer-ui-generate" and t.is_alive() for t in threading.enumerate())
+    """Rows still in some model's batch (0 once every generation has returned)."""
+    from steer_ui.steering.scheduler import live
+
+    return sum(len(s.rows) for s in live())
 
 
 def test_batched_equals_alone(tiny, vec):
@@ -198,8 +200,7 @@ def test_two_threads_sampling_at_once_stay_reproducible(tiny, vec):
 
 def test_sampling_settings_are_checked():
     Sampling().check()
-    assert len(Sampling().processors(2)) == 0  # greedy: nothing to process
-    assert len(Sampling(temperature=0.7, top_p=0.9).processors(2)) == 1
+    Sampling(temperature=0.7, top_p=0.9).check()
     for bad, pattern in ((Sampling(temperature=float("nan")), "temperature"),
                          (Sampling(temperature=-1), "temperature"), (Sampling(top_p=0), "top-p")):
         with pytest.raises(SteerError, match=pattern):
@@ -216,33 +217,27 @@ def test_invalid_max_new_tokens(tiny, bad):
 
 
 def test_bad_intensity_raised_before_work(tiny, vec, monkeypatch):
-    """The intensities are checked in the caller's thread before anything starts: no
-    worker thread, no tokenization, no forward pass. (A check moved into the worker
-    would still raise here, from the joined worker, so the spies are what tell.)"""
-    started, encoded = [], []
-    real_start, real_encode = threading.Thread.start, generation.encode
+    """The intensities are checked in the caller's thread before anything is queued: no
+    request reaches the scheduler, no forward pass runs."""
+    from steer_ui.steering import scheduler
 
-    def start(thread):
-        started.append(thread.name)
-        return real_start(thread)
+    submitted = []
+    real_submit = scheduler.Scheduler.submit
 
-    def encode(*args, **kwargs):
-        encoded.append(args)
-        return real_encode(*args, **kwargs)
+    def submit(self, *args, **kwargs):
+        submitted.append(args[0])
+        return real_submit(self, *args, **kwargs)
 
-    monkeypatch.setattr(threading.Thread, "start", start)
-    monkeypatch.setattr(generation, "encode", encode)
+    monkeypatch.setattr(scheduler.Scheduler, "submit", submit)
     with _Slow(tiny, seconds=0) as slow:
         with pytest.raises(IntensityError, match="not finite"):
             next(stream(tiny, PROMPT, vec, [0.0, float("nan")]))
-        assert (started, encoded, slow.calls) == ([], [], 0)
-        # the spies do see work: one valid token started the worker and ran the model
+        assert (submitted, slow.calls) == ([], 0)
+        # the spies do see work: a valid request is queued and runs the model
         rows = stream(tiny, PROMPT, vec, [0.0, 1.0], sampling=Sampling(max_new_tokens=1))
         next(rows)
         rows.close()
-        assert started == ["steer-ui-generate"] and len(encoded) == 1 and slow.calls >= 1
-    assert _alive_workers() == 0
-
+        assert submitted == [tiny.chat(PROMPT)] and slow.calls >= 1
 
 def test_worker_errors_reach_the_caller(tiny):
     wrong = ConceptVector(directions=torch.randn(3, 16), model="other", default_layer=1)
@@ -252,17 +247,18 @@ def test_worker_errors_reach_the_caller(tiny):
 
 
 def test_chat_prompt_used(tiny, vec, monkeypatch):
+    from steer_ui.steering import scheduler
+
     seen = []
-    real_encode = generation.encode
+    real_submit = scheduler.Scheduler.submit
 
-    def spy(lm, texts, padding_side="right"):
-        seen.append((list(texts), padding_side))
-        return real_encode(lm, texts, padding_side)
+    def submit(self, text, rows, *args, **kwargs):
+        seen.append((text, len(rows)))
+        return real_submit(self, text, rows, *args, **kwargs)
 
-    monkeypatch.setattr(generation, "encode", spy)
+    monkeypatch.setattr(scheduler.Scheduler, "submit", submit)
     generate(tiny, "hello", vec, [0.0, 1.0], sampling=Sampling(max_new_tokens=1))
-    assert seen == [([tiny.chat("hello")] * 2, "left")]
-
+    assert seen == [(tiny.chat("hello"), 2)]
 
 def test_a_shared_stop_is_not_set_when_one_generation_ends(tiny, vec):
     """The Steer tab's Both mode: two generations share the user's Stop. The one that
@@ -297,11 +293,13 @@ def test_stats_count_tokens_up_to_the_end_of_text(tiny, vec):
     generate(tiny, PROMPT, vec, [0.0, 1.0], layers=1, sampling=Sampling(max_new_tokens=6), stats=stats)
     assert stats[0].tokens == [6, 6] and stats[0].seconds > 0
     assert stats[0].tokens_per_second == 6 / stats[0].seconds
-    # a row that ends early (its end-of-text token, padded after) counts only its own tokens
+    # a row that ends early counts its own tokens, without its end-of-text token
     from steer_ui.steering.generation import _stats
+    from steer_ui.steering.scheduler import Ticket
 
-    pad = tiny.tokenizer.pad_token_id
-    assert _stats(tiny, torch.tensor([[5, 6, pad, pad], [5, 6, 7, 8]]), 0.0).tokens == [2, 4]
+    ticket = Ticket(2, (threading.Event(),))
+    ticket.tokens = [[5, 6, tiny.tokenizer.eos_token_id], [5, 6, 7, 8]]
+    assert _stats(tiny, ticket).tokens == [2, 4]
 
 
 def test_a_generation_that_must_wait_for_the_model_says_so(tiny, vec):

@@ -14,7 +14,7 @@ from ...concepts.extraction import Extraction, extract_concept
 from ...concepts.files import export_gguf, import_gguf, load_vector, save_vector
 from ...concepts.vectors import extract
 from ...errors import ContrastError, SteerError
-from ..pool import ROLES, ModelPool
+from ..pool import ROLES, Pair
 from ..state import SessionState
 
 
@@ -37,7 +37,7 @@ def contrast_from_inputs(source: str, preset: str, pos_text: str, neg_text: str,
     return replace(cs, name=name) if name else cs
 
 
-def extract_both(wb: ModelPool, state: SessionState, cs: contrast.ContrastSet, method: str,
+def extract_both(wb: Pair, state: SessionState, cs: contrast.ContrastSet, method: str,
                  position: str, progress=None) -> str:
     """Extract ``cs`` in every loaded model; returns a Markdown summary."""
     lines = []
@@ -115,7 +115,7 @@ def save_vectors(state: SessionState, choice: str, folder) -> list[str]:
     return [str(a), str(b)]
 
 
-def upload_vector(wb: ModelPool, state: SessionState, path: str) -> tuple[str, str]:
+def upload_vector(wb: Pair, state: SessionState, path: str) -> tuple[str, str]:
     """Load an uploaded .safetensors or .gguf vector for the SLM; it joins the SLM's
     vectors. Returns its name there and a line confirming what was loaded."""
     if not path:
@@ -135,3 +135,13 @@ def upload_vector(wb: ModelPool, state: SessionState, path: str) -> tuple[str, s
     note = v.provenance.get("note", "")
     return kind, (f"uploaded **{kind}**: {v.n_layers} layers x {v.hidden_size}, made for {made_for}, "
                   f"default layer {v.default_layer}" + (f". {note}" if note else ""))
+
+
+def publish_vector(state: SessionState, store, choice: str, name: str):
+    """Publish the vector listed as ``choice`` under ``name`` (the concept's name when
+    empty) for API callers; returns the published item."""
+    role, _, kind = (choice or "").partition(" ")
+    if role.lower() not in ROLES or not kind:
+        raise SteerError(f"Pick a vector to publish (one of: {', '.join(state.files()) or 'none yet'}).")
+    v = state.vector(role.lower(), kind)
+    return store.publish((name or "").strip() or v.name, v, "ui")

@@ -11,7 +11,7 @@ from ...evaluation import experiment, fluency, report, scoring
 from ...evaluation.experiment import Arm
 from ...evaluation.fluency import fluency_warning
 from ...evaluation.textscore import scorer_for
-from ..pool import ModelPool
+from ..pool import Pair
 from ..state import SessionState
 from .steer import parse_intensities
 
@@ -30,7 +30,7 @@ METRIC_MEANING = {"accuracy": "share of test items answered right",
                   "efficacy": "mean concept score of the generated text (1 = reads like the positive side)"}
 
 
-def session_arms(wb: ModelPool, state: SessionState, kinds: list[str]) -> list:
+def session_arms(wb: Pair, state: SessionState, kinds: list[str]) -> list:
     """The arms of an evaluation: baseline plus each chosen vector the session holds,
     exactly as it was made, steered at its own default layer (a transferred vector at
     the layer its map carried the LLM's best layer to, never the native vector's)."""
@@ -49,7 +49,7 @@ def session_arms(wb: ModelPool, state: SessionState, kinds: list[str]) -> list:
     return arms
 
 
-def evaluate(wb: ModelPool, state: SessionState, dataset: str, upload: str | None, task: str, kinds: list[str],
+def evaluate(wb: Pair, state: SessionState, dataset: str, upload: str | None, task: str, kinds: list[str],
              scaling: str, intensities: str, limit: int, progress=None) -> tuple[str, go.Figure, go.Figure]:
     """Run the experiment on the session's own vectors; returns a table and two plots."""
     grid = parse_intensities(intensities, limit=12)

@@ -6,10 +6,10 @@ import threading
 from collections.abc import Iterator
 
 from ...steering.generation import Sampling, stream
-from ..pool import ModelPool
+from ..pool import Pair
 
 
-def chat_reply(wb: ModelPool, role: str, history: list[dict], sampling: Sampling,
+def chat_reply(wb: Pair, role: str, history: list[dict], sampling: Sampling,
                stop: threading.Event) -> Iterator[str]:
     """Plain (unsteered) streaming chat with one model."""
     lm = wb.get(role)

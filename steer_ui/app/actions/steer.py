@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from ...errors import SteerError
 from ...steering.generation import Sampling, stream
 from ...steering.hooks import check_intensities
-from ..pool import ROLES, ModelPool
+from ..pool import ROLES, Pair
 from ..state import SessionState
 
 
-def steer_texts(wb: ModelPool, state: SessionState, roles: list[str], prompt: str, intensity: float,
+def steer_texts(wb: Pair, state: SessionState, roles: list[str], prompt: str, intensity: float,
                 layers: dict[str, int | None], kind: str, mode: str, positions: str,
                 sampling: Sampling, stop: threading.Event) -> Iterator[tuple[list[str], str]]:
     """Unsteered and steered text for each role in ``roles``, streamed together.
@@ -77,7 +77,7 @@ def merge(streams: dict[str, Iterator]) -> Iterator[tuple[str, list[str]]]:
             yield key, item
 
 
-def sweep_texts(wb: ModelPool, state: SessionState, role: str, prompt: str, intensities: list[float],
+def sweep_texts(wb: Pair, state: SessionState, role: str, prompt: str, intensities: list[float],
                 layer: int | None, kind: str, mode: str, sampling: Sampling,
                 stop: threading.Event) -> Iterator[tuple[list[list], str]]:
     """One batch, one row per intensity; yields ([[intensity, text], ...], status) as it grows."""
@@ -95,7 +95,7 @@ def sweep_texts(wb: ModelPool, state: SessionState, role: str, prompt: str, inte
     yield rows, status + (" · stopped" if stop.is_set() else "") + _done(stats)
 
 
-def compare_vectors(wb: ModelPool, state: SessionState, prompt: str, intensity: float, layer: int,
+def compare_vectors(wb: Pair, state: SessionState, prompt: str, intensity: float, layer: int,
                     mode: str, sampling: Sampling, stop: threading.Event) -> Iterator[tuple[list[list], str]]:
     """The SLM unsteered and steered by every vector it has (native, transferred, random),
     all at the same intensity and layer, as one batch: ([[vector, text], ...], status)."""

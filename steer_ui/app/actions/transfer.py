@@ -8,11 +8,11 @@ from ... import plots
 from ...concepts.contrast import concept_name
 from ...errors import SteerError
 from ...transfer import diagnostics, maps, paired
-from ..pool import ModelPool
+from ..pool import Pair
 from ..state import SessionState
 
 
-def transfer_concept(wb: ModelPool, state: SessionState, method: str, matching: str, sources: list[str],
+def transfer_concept(wb: Pair, state: SessionState, method: str, matching: str, sources: list[str],
                      n_neutral: int, progress=None) -> tuple[str, go.Figure, go.Figure | None, str]:
     """Carry the LLM's concept into the SLM; returns the diagnostics text, the plots and
     the new vector's name (``transferred:<map>:<concept>``) among the SLM's vectors."""

@@ -11,7 +11,7 @@ import gradio as gr
 
 from ...errors import SteerError
 from ...steering.generation import Sampling
-from ..pool import ROLES, ModelPool
+from ..pool import ROLES, ModelPool, Pair
 from ..state import SessionState
 
 log = logging.getLogger("steer_ui")
@@ -42,13 +42,13 @@ def guard(fn):
     return plain
 
 
-def facts_table(wb: ModelPool) -> list[list]:
+def facts_table(wb: Pair | ModelPool) -> list[list]:
     facts = {r: wb.models[r].facts() for r in ROLES if r in wb.models}
     keys = ["name", "family", "params", "layers", "hidden size", "device", "dtype", "memory", "load time"]
     return [[k] + [facts.get(r, {}).get(k, "-") for r in ROLES] for k in keys]
 
 
-def slider_for(wb: ModelPool, role: str, value=None):
+def slider_for(wb: Pair | ModelPool, role: str, value=None):
     n = wb.models[role].n_layers if role in wb.models else 2
     return gr.update(maximum=max(n - 1, 1), value=min(value if value is not None else n // 2, n - 1))
 

@@ -54,7 +54,11 @@ def layout(wb: ModelPool) -> Parts:
                                file_types=[".safetensors", ".gguf"], type="filepath")
             c.remove = gr.Dropdown([], label="A vector you transferred or uploaded")
             c.remove_btn = gr.Button("Remove it from this session")
-        c.files_status = gr.Markdown()
+        with gr.Row():
+            c.publish_name = gr.Textbox(value="", label="Publish the vector to download as (a name API callers use)",
+                                        placeholder="happy-sad", scale=3)
+            c.publish = gr.Button("Publish to the API", scale=1)
+        c.files_status = gr.Markdown(elem_id="files-status")
     return c
 
 
@@ -75,9 +79,9 @@ def wire(wb: ModelPool, ui: Parts) -> None:
     def do_extract(st, src, preset_v, limit_v, method_v, position_v, pos_v, neg_v, ab_v, name_v, kind_v,
                    progress=gr.Progress()):
         cs = actions.contrast_from_inputs(src, preset_v, pos_v, neg_v, ab_v, int(limit_v or 0) or None, name_v)
-        text = actions.extract_both(wb, st, cs, method_v, position_v, progress=lambda f, m: progress(f, desc=m))
+        text = actions.extract_both(wb.pair(st.id), st, cs, method_v, position_v, progress=lambda f, m: progress(f, desc=m))
         best = {r: st.extractions[r].vector.default_layer for r in st.extractions}
-        return (st, text, *[slider_for(wb, r, best.get(r)) for r in ROLES],
+        return (st, text, *[slider_for(wb.pair(st.id), r, best.get(r)) for r in ROLES],
                 *views(st, best.get("llm"), best.get("slm")), *lists(st, kind_v))
 
     def do_rescore(st, method_v, llm_layer, slm_layer):
@@ -92,7 +96,7 @@ def wire(wb: ModelPool, ui: Parts) -> None:
         return paths, "prepared: " + ", ".join(p.rsplit("/", 1)[-1] for p in paths)
 
     def do_upload(st, path, kind_v):
-        added, message = actions.upload_vector(wb, st, path)
+        added, message = actions.upload_vector(wb.pair(st.id), st, path)
         return (st, message, *lists(st, added))
 
     def do_remove(st, kind_v, steer_v):
@@ -117,5 +121,14 @@ def wire(wb: ModelPool, ui: Parts) -> None:
                  show_progress_on=[c.files_status])
     c.upload.upload(guard(do_upload), [state, c.upload, ui.steer.kind], [state, c.files_status, *ui.lists],
                     api_name="upload_vector", show_progress_on=[c.files_status])
+    def do_publish(st, choice, name_v):
+        item = actions.publish_vector(st, ui.store, choice, name_v)
+        v = item.vector
+        return (f"published **{item.name}** ({v.name}, {v.method}) for **{v.model}**: steer with it through "
+                f"`/v1/chat/completions` and `extra_body={{\"steering\": [{{\"vector\": \"{item.name}\", "
+                f"\"intensity\": 0.4}}]}}`")
+
+    c.publish.click(guard(do_publish), [state, c.download, c.publish_name], c.files_status,
+                    api_name="publish_vector", show_progress_on=[c.files_status])
     c.remove_btn.click(guard(do_remove), [state, c.remove, ui.steer.kind], [state, c.files_status, *ui.lists],
                        api_name="remove_vector", show_progress_on=[c.files_status])

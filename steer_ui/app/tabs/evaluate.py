@@ -40,7 +40,7 @@ def wire(wb: ModelPool, ui: Parts) -> None:
     e = ui.evaluate
 
     def do_evaluate(st, dataset_v, upload_v, task_v, arms_v, scaling_v, grid_v, limit_v, progress=gr.Progress()):
-        return actions.evaluate(wb, st, dataset_v, upload_v, task_v, list(arms_v or []), scaling_v, grid_v,
+        return actions.evaluate(wb.pair(st.id), st, dataset_v, upload_v, task_v, list(arms_v or []), scaling_v, grid_v,
                                int(limit_v or 60), progress=lambda f, m: progress(f, desc=m))
 
     e.run.click(guard(do_evaluate), [ui.state, e.dataset, e.upload, e.task, e.arms, e.scaling, e.grid, e.limit],

@@ -1,4 +1,5 @@
-"""The Models tab: both models' facts, loading either one, a plain chat with each."""
+"""The Models tab: this session's two models side by side, loading either one (for this
+session only), what the shared pool holds and who uses it, a plain chat with each."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from ..actions import models as actions
 from ..pool import ROLES, ModelPool
 from .common import facts_table, guard, slider_for, to_sampling
 
+POOL_HEADERS = ["model", "family", "memory", "dtype", "sessions using it", "start pair"]
+
 
 def layout(wb: ModelPool) -> Parts:
     m = Parts(facts=gr.Dataframe(value=facts_table(wb), headers=["", "LLM", "SLM"], interactive=False,
-                                 label="Loaded models", elem_id="facts"), pickers={}, loads={}, status={}, chats={})
+                                 label="This session's models", elem_id="facts"),
+              pickers={}, loads={}, status={}, chats={})
     with gr.Row():
         for role in ROLES:
             with gr.Column():
@@ -26,31 +30,44 @@ def layout(wb: ModelPool) -> Parts:
                 m.status[role] = gr.Markdown(elem_id=f"load-status-{role}")
                 m.chats[role] = (gr.Chatbot(label=f"{role.upper()} chat (unsteered)", height=260),
                                  gr.Textbox(placeholder="Say something and press Enter", show_label=False))
+    with gr.Accordion("Shared model pool: what is loaded on this server, and by how many sessions", open=False):
+        m.pool = gr.Dataframe(value=wb.table(), headers=POOL_HEADERS, interactive=False, elem_id="pool")
+        m.refresh = gr.Button("Refresh", size="sm")
     return m
 
 
 def wire(wb: ModelPool, ui: Parts) -> None:
     m, sampling_in = ui.models, ui.steer.sampling
     for role in ROLES:
-        def do_load(source, r=role, progress=gr.Progress()):
-            lm = wb.load(r, source or "", progress=lambda f, msg: progress(f, desc=msg))
-            return facts_table(wb), slider_for(wb, r), f"{r.upper()}: **{lm.name}** loaded ({lm.load_seconds:.1f} s)"
+        def do_load(st, source, r=role, progress=gr.Progress()):
+            lm = wb.load_for(st.id, r, source or "", progress=lambda f, msg: progress(f, desc=msg))
+            pair = wb.pair(st.id)
+            return (facts_table(pair), slider_for(pair, r), wb.table(),
+                    f"{r.upper()}: **{lm.name}** loaded for this session ({lm.load_seconds:.1f} s); "
+                    "other sessions keep their own")
 
-        event = m.loads[role].click(guard(do_load), m.pickers[role],
-                                    [m.facts, ui.concept.sliders[role], m.status[role]],
+        event = m.loads[role].click(guard(do_load), [ui.state, m.pickers[role]],
+                                    [m.facts, ui.concept.sliders[role], m.pool, m.status[role]],
                                     api_name=f"load_{role}", show_progress_on=[m.status[role]])
         # a failed load keeps the working model: the picker shows that one again
-        event.failure(lambda r=role: gr.update(value=wb.models[r].name if r in wb.models else None),
-                      None, m.pickers[role], api_visibility="private", show_progress="hidden")
+        event.failure(lambda st, r=role: gr.update(value=_name(wb, st, r)), ui.state, m.pickers[role],
+                      api_visibility="private", show_progress="hidden")
 
         def do_chat(st, history, message, max_new_v, temperature_v, top_p_v, seed_v, r=role):
             history = list(history or []) + [{"role": "user", "content": message},
                                              {"role": "assistant", "content": ""}]
             stop = st.new_stop(f"chat-{r}")
-            for text in actions.chat_reply(wb, r, history[:-1],
+            for text in actions.chat_reply(wb.pair(st.id), r, history[:-1],
                                            to_sampling(max_new_v, temperature_v, top_p_v, seed_v), stop):
                 history[-1]["content"] = text
                 yield history, ""
 
         bot, box = m.chats[role]
         box.submit(guard(do_chat), [ui.state, bot, box, *sampling_in], [bot, box], api_name=f"chat_{role}")
+    m.refresh.click(lambda st: (facts_table(wb.pair(st.id)), wb.table()), ui.state, [m.facts, m.pool],
+                    api_visibility="private", show_progress="hidden")
+
+
+def _name(wb: ModelPool, st, role: str) -> str | None:
+    pair = wb.pair(st.id)
+    return pair.models[role].name if role in pair.models else None

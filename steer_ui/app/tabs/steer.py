@@ -66,7 +66,7 @@ def wire(wb: ModelPool, ui: Parts) -> None:
         roles = {"SLM": ["slm"], "LLM": ["llm"], "Both": ["llm", "slm"]}[target_v]
         layers = {"llm": int(llm_layer), "slm": int(slm_layer)}
         sampling = to_sampling(max_new_v, temperature_v, top_p_v, seed_v)
-        for texts, status in actions.steer_texts(wb, st, roles, prompt_v, x, layers, kind_v, mode_v, pos_v,
+        for texts, status in actions.steer_texts(wb.pair(st.id), st, roles, prompt_v, x, layers, kind_v, mode_v, pos_v,
                                                  sampling, st.new_stop("steer")):
             yield (*texts, status)
 
@@ -75,12 +75,12 @@ def wire(wb: ModelPool, ui: Parts) -> None:
         role = role_v.lower()
         layer = int(llm_layer if role == "llm" else slm_layer)
         sampling = to_sampling(max_new_v, temperature_v, top_p_v, seed_v)
-        yield from actions.sweep_texts(wb, st, role, prompt_v, actions.parse_intensities(values), layer,
+        yield from actions.sweep_texts(wb.pair(st.id), st, role, prompt_v, actions.parse_intensities(values), layer,
                                        kind_v, mode_v, sampling, st.new_stop(f"sweep-{role}"))
 
     def do_compare(st, prompt_v, x, mode_v, slm_layer, max_new_v, temperature_v, top_p_v, seed_v):
         sampling = to_sampling(max_new_v, temperature_v, top_p_v, seed_v)
-        yield from actions.compare_vectors(wb, st, prompt_v, x, int(slm_layer), mode_v, sampling,
+        yield from actions.compare_vectors(wb.pair(st.id), st, prompt_v, x, int(slm_layer), mode_v, sampling,
                                            st.new_stop("compare"))
 
     outs = [*s.panes, s.status]

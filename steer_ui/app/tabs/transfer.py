@@ -39,7 +39,7 @@ def wire(wb: ModelPool, ui: Parts) -> None:
                       show_progress="hidden")
 
     def do_transfer(st, method_v, matching_v, sources_v, n_v, slm_layer, kind_v, progress=gr.Progress()):
-        text, fig, cka, added = actions.transfer_concept(wb, st, method_v, matching_v, list(sources_v or []),
+        text, fig, cka, added = actions.transfer_concept(wb.pair(st.id), st, method_v, matching_v, list(sources_v or []),
                                                         int(n_v), progress=lambda f, m: progress(f, desc=m))
         return (st, text, fig, gr.update(value=cka, visible=cka is not None),
                 concept_actions.pca_figure(st, "slm", int(slm_layer)), *lists(st, added))
