@@ -28,16 +28,19 @@ def _raised_names(tree: ast.AST):
                 yield exc.id, node.lineno
 
 
-def _edge(path: Path) -> bool:
-    """The UI edge (app.ui, app.tabs) turns domain errors into gr.Error: the one place allowed to."""
+def _edge(path: Path, name: str) -> bool:
+    """The edges turn domain errors into their own: gr.Error in the UI (app.ui, app.tabs),
+    ApiError (an HTTP status) in the API (app.api). Nowhere else."""
     rel = path.relative_to(PACKAGE).parts
-    return rel[:1] == ("app",) and (rel[-1] == "ui.py" or "tabs" in rel)
+    if rel[:1] != ("app",):
+        return False
+    return (name == "gr.Error" and (rel[-1] == "ui.py" or "tabs" in rel)) or (name == "ApiError" and "api" in rel)
 
 
 def test_the_core_raises_only_domain_errors():
     found = [(str(p.relative_to(PACKAGE.parent)), line, name) for p in PACKAGE.rglob("*.py")
              for name, line in _raised_names(ast.parse(p.read_text()))
-             if name not in DOMAIN and not (_edge(p) and name == "gr.Error")
+             if name not in DOMAIN and not _edge(p, name)
              and not (p.name == "__init__.py" and name == "AttributeError")]  # a module's own __getattr__
     assert found == [], f"raise a SteerError subclass (errors.py) instead: {found}"
 

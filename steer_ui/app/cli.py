@@ -239,11 +239,10 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True)
 
 
-def cmd_serve(args) -> None:
+def cmd_serve(args) -> int:
     from .server import serve_from_args
 
-    if serve_from_args(args, ui=not args.no_ui) != 0:
-        raise SystemExit(2)
+    return serve_from_args(args, ui=not args.no_ui)
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -281,11 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0  # a command may return its own exit status
     except SteerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":
