@@ -183,8 +183,8 @@ def machine() -> dict:
     import torch
 
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                   if l.startswith("model name"))
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None

@@ -103,3 +103,23 @@ def test_llama_cpp_steers_the_layer_we_steer(setup, tmp_path, layer, k):
     print(f"\nlayer {layer}, k {k}: tokens llama.cpp's steered text shares with ours, by our layer: {agree}")
     assert agree[layer] >= len(PROMPTS) * 6, agree
     assert all(agree[layer] >= 2 * agree[n] + 3 for n in neighbours if n != layer), agree
+
+
+def test_an_export_with_our_intensity_baked_in_steers_llama_cpp_like_our_relative_mode(setup, tmp_path):
+    """`export --layer 15 --intensity 0.5` then llama.cpp's plain --control-vector (strength
+    1) against the user's own path: our relative steering at 0.5 on layer 15."""
+    from steer_ui.app.cli import main
+    from steer_ui.concepts.files import save_vector
+
+    exe, model, lm, vector = setup
+    path = save_vector(vector, tmp_path / "v.safetensors", "llama")
+    gguf = tmp_path / "baked.gguf"
+    assert main(["export", "--vector", str(path), "--gguf", str(gguf), "--layer", "15", "--intensity", "0.5",
+                 "--model", "smollm2-135m", "--dtype", "float32"]) == 0
+    agree = 0
+    for prompt in PROMPTS:
+        text = lm.chat(prompt)
+        ours = generate(lm, text, vector, [0.5], [15], Sampling(TOKENS), mode="relative", chat=False)[0]
+        agree += _agree(lm, _llama(exe, model, text, gguf), ours)
+    print(f"\nbaked relative 0.5 at layer 15: {agree} tokens shared with ours over {len(PROMPTS)} prompts")
+    assert agree >= len(PROMPTS) * 6, agree

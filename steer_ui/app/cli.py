@@ -134,11 +134,17 @@ def cmd_export(args) -> None:
 
     v = load_vector(args.vector)
     hint = args.model_hint or v.provenance.get("family") or v.model
+    if args.intensity is not None:  # bake our relative intensity in: strength 1 there = x here
+        from ..models.loading import load_model
+        from ..steering.hooks import as_raw
+
+        v = as_raw(load_model(spec(args, args.model or v.model)), v, args.intensity)
     layers = _parse_layers(args.layer) if args.layer else None
     export_gguf(v, args.gguf, hint, layers)
     written = gguf_layers(v, layers)
+    scale = "" if args.intensity is None else f"; strength 1.0 = our relative intensity {args.intensity:g}"
     print(f"wrote {args.gguf}: layers {_span(written)} x {v.hidden_size} (llama.cpp --control-vector, "
-          f"model hint {hint!r}; direction.N is our layer N, added to that layer's output)")
+          f"model hint {hint!r}; direction.N is our layer N, added to that layer's output{scale})")
     if note := layer0_note(v, layers):
         print(f"note: {note}")
 
@@ -231,6 +237,9 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gguf", required=True)
     p.add_argument("--model-hint", help="controlvector.model_hint (default: the model family)")
     p.add_argument("--layer", help="only these layers: 15, a range 10-14 or a list 8,12 (default: all from 1)")
+    p.add_argument("--intensity", type=float, help="bake in this relative intensity (loads the model for its "
+                   "residual norms): strength 1.0 in llama.cpp or EasySteer then equals it; default: raw directions")
+    p.add_argument("--model", help="the model whose norms --intensity uses (default: the vector's)")
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
@@ -257,7 +266,7 @@ COMMANDS = [
     ("transfer", "carry a concept vector from the LLM into the SLM", _transfer_args, cmd_transfer, ("model",)),
     ("experiment", "arms x intensities on a dataset, dev/test split, report", _experiment_args, cmd_experiment,
      ("model",)),
-    ("export", "vector file -> llama.cpp GGUF control vector", _export_args, cmd_export, ()),
+    ("export", "vector file -> llama.cpp GGUF control vector", _export_args, cmd_export, ("model",)),
     ("import", "llama.cpp/repeng GGUF control vector -> vector file", _import_args, cmd_import, ("model",)),
     ("serve", "the UI and the OpenAI-compatible API on one server (--no-ui: the API only)", _serve_args,
      cmd_serve, ("model", "server")),

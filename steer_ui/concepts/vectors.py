@@ -176,7 +176,7 @@ def letter_cosines(pos_acts: torch.Tensor, neg_acts: torch.Tensor, letters) -> l
     """
     if not letters or set(letters) - {"A", "B"} or len(set(letters)) < 2:
         return None
-    sign = torch.tensor([1.0 if l == "A" else -1.0 for l in letters])[:, None, None]
+    sign = torch.tensor([1.0 if x == "A" else -1.0 for x in letters])[:, None, None]
     diff = (pos_acts - neg_acts).float()  # (n, layers, d)
     letter = (diff * sign).mean(0)  # positive side answered A -> +diff
     concept = diff.mean(0)

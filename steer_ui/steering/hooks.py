@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -112,6 +112,17 @@ def _base(lm, vector: ConceptVector | None, layer: int, mode: str) -> torch.Tens
     if mode == "adaptive":
         return vector.unit(layer)
     return vector.unit(layer) * float(typical_norms(lm)[layer])
+
+
+def as_raw(lm, vector: ConceptVector, intensity: float) -> ConceptVector:
+    """The vector whose ``raw`` steering at 1.0 adds what ``relative`` steering of ``vector``
+    at ``intensity`` adds, layer by layer: what an export for a tool that scales raw
+    directions (llama.cpp, EasySteer) needs to mean our relative intensity."""
+    x = check_intensities([intensity])[0]
+    check_fits(vector, lm)
+    units = vector.directions.float() / vector.directions.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return replace(vector, directions=units * typical_norms(lm)[:, None] * x,  # (n_layers, d_model)
+                   provenance={**vector.provenance, "relative_intensity": x})
 
 
 def deltas(lm, vectors: list[ConceptVector | None], intensities: Sequence[float], layer: int,

@@ -1,10 +1,10 @@
 """One scheduler per loaded model: every generation (UI and API alike) becomes rows of
 one running batch, each row with its own prompt, steering, sampling and length.
 
-Continuous batching: a request that arrives while the batch runs is prefilled on its
-own (its rows share one prompt, so there is no padding inside the prefill) and joins
-the batch before the next decode step; the KV caches are left-padded to one length and
-concatenated along the batch. A row that ends (end of text, its token budget, its
+Continuous batching: requests that arrive while the batch runs are prefilled together
+(one forward pass, prompts left-padded to one length; a request's rows share its prompt)
+and join the batch before the next decode step; the KV caches are left-padded to one
+length and concatenated along the batch. A row that ends (end of text, its token budget, its
 request stopped) leaves the batch at the next step, so it stops costing compute. Each
 step holds the model's lock for one forward pass only, so recording or scoring from
 another user interleaves between steps instead of waiting for whole generations.
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from ..errors import ResourceError, SteerError, is_out_of_memory
 from ..models.tokens import token_ids
@@ -105,7 +105,8 @@ class Scheduler:
         self.rows: list[_Row] = []
         self.cache = None  # DynamicCache of the running batch
         self.mask: torch.Tensor | None = None  # (rows, cache length): 1 where a row has a real token
-        self.steps = 0  # decode steps run (benchmarks read it)
+        self.steps, self.prefills = 0, 0  # forward passes run (tests and benchmarks read them)
+        self.joins = _full_attention(lm)  # whether requests may join a running batch
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -136,11 +137,6 @@ class Scheduler:
                                                 name=f"steer-ui-scheduler-{self.lm.name}")
                 self._thread.start()
 
-    @property
-    def joins(self) -> bool:
-        """Whether requests can join a running batch (full-attention caches only)."""
-        return self.cache is None or all(type(layer) is DynamicLayer for layer in self.cache.layers)
-
     # ---------- the scheduler thread ----------
 
     def _loop(self) -> None:
@@ -163,38 +159,60 @@ class Scheduler:
                 pending.append(self.inbox.get_nowait())
             except queue.Empty:
                 break
-        keep = []
+        keep, admit, rows = [], [], len(self.rows)
         for p in pending:
             if p.ticket.stopped:
                 p.ticket.events.put(("done", None))
-            elif len(self.rows) + len(p.rows) <= self.max_batch and (self.joins or not self.rows):
-                self._prefill(p)
+            elif rows + len(p.rows) <= self.max_batch and self._may_join(rows, admit):
+                admit.append(p)
+                rows += len(p.rows)
             else:
                 if not p.ticket.told_waiting:
                     p.ticket.events.put(("waiting",))
                     p.ticket.told_waiting = True
                 keep.append(p)
+        for mode in POSITIONS:  # one prefill per positions mode: its hooks start at one column
+            group = [p for p in admit if p.positions == mode]
+            if group:
+                self._prefill(group)
         for p in keep:  # back in the queue, in order, for the next step
             self.inbox.put(p)
         if keep and not self.rows:
             time.sleep(0.001)
 
-    def _prefill(self, p: _Pending) -> None:
-        lm, k = self.lm, len(p.rows)
-        ids = torch.tensor([p.ids] * k, device=lm.device)  # (k, prompt)
-        start = len(p.ids) - 1 if p.positions == "generated" else 0
+    def _may_join(self, rows: int, admit: list[_Pending]) -> bool:
+        """Full-attention caches take any number of requests; sliding-window ones one at a time."""
+        return self.joins or (not rows and not admit)
+
+    def _prefill(self, group: list[_Pending]) -> None:
+        """One forward pass for the prompts of ``group``, left-padded to one length (the
+        rows of one request share its prompt)."""
+        lm = self.lm
+        prompts = [p.ids for p in group for _ in p.rows]
+        width = max(map(len, prompts))
+        pad = lm.tokenizer.pad_token_id or 0
+        ids = torch.tensor([[pad] * (width - len(x)) + x for x in prompts], device=lm.device)  # (rows, width)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in prompts], device=lm.device)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        start = width - 1 if group[0].positions == "generated" else 0
+        pushes = [r for p in group for r in p.rows]
         try:
-            with self._model_lock([p.ticket]), row_hooks(lm, p.rows, start), torch.inference_mode():
-                p.ticket.started = time.perf_counter()
-                out = lm.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        except Exception as exc:  # noqa: BLE001 - reported to the one request it concerns
-            self._fail(p.ticket, exc)
+            with self._model_lock([p.ticket for p in group]), row_hooks(lm, pushes, start), torch.inference_mode():
+                now = time.perf_counter()
+                for p in group:
+                    p.ticket.started = now
+                out = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                               logits_to_keep=1)
+        except Exception as exc:  # noqa: BLE001 - reported to the requests it concerns
+            for p in group:
+                self._fail(p.ticket, exc)
             return
-        rows = [_Row(p.ticket, i, pushes, p.sampling, _generator(p.sampling, lm), len(p.ids))
-                for i, pushes in enumerate(p.rows)]
+        self.prefills += 1
+        rows = [_Row(p.ticket, i, r, p.sampling, _generator(p.sampling, lm), len(p.ids))
+                for p in group for i, r in enumerate(p.rows)]
         for row, logits in zip(rows, out.logits[:, -1].float()):
             row.next_token = _pick(logits, row)
-        self._join(rows, out.past_key_values, torch.ones(k, len(p.ids), dtype=torch.long, device=lm.device))
+        self._join(rows, out.past_key_values, mask)
         self._publish(rows)
 
     def _join(self, rows: list[_Row], cache, mask: torch.Tensor) -> None:
@@ -295,6 +313,15 @@ def _pad_left(x: torch.Tensor, width: int) -> torch.Tensor:
     shape = list(x.shape)
     shape[seq_axis] = missing
     return torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x], dim=seq_axis)
+
+
+def _full_attention(lm) -> bool:
+    """Whether every layer of the model's KV cache is a plain full-attention one (asked of
+    transformers' own cache for the model's config, so new layer kinds count as not)."""
+    try:
+        return all(type(layer) is DynamicLayer for layer in DynamicCache(config=lm.model.config).layers)
+    except Exception:  # noqa: BLE001 - a config the cache cannot read: the safe answer
+        return False
 
 
 def eos_ids(lm) -> set[int]:

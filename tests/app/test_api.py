@@ -213,3 +213,27 @@ def test_a_client_that_disconnects_stops_its_row_only(client, server):
     while lm.scheduler.rows and time.monotonic() < deadline:
         time.sleep(0.1)
     assert lm.scheduler.rows == [] and hooks_left(lm) == 0
+
+
+def test_an_upload_that_is_not_a_vector_file_is_refused(server, tmp_path):
+    (tmp_path / "x.txt").write_text("hello")
+    with open(tmp_path / "x.txt", "rb") as f:
+        r = httpx.post(server[0] + "/v1/vectors", headers={"Authorization": f"Bearer {KEY}"}, data={"name": "x"},
+                       files={"file": ("x.txt", f)}, timeout=60)
+    assert r.status_code == 400 and "send a .safetensors (steer-ui) or .gguf" in r.json()["error"]["message"], r.text
+    assert "x" not in [v["name"] for v in httpx.get(server[0] + "/v1/vectors",
+                                                    headers={"Authorization": f"Bearer {KEY}"}).json()["data"]]
+
+
+OTHER_CASES = ["vector for another model", "NaN intensity", "oversized body", "missing API key", "wrong API key",
+               "client disconnects mid-stream", "upload that is not a vector file", "delete of an unknown vector"]
+
+
+def test_every_api_case_is_in_the_reliability_doc():
+    """docs/RELIABILITY.md's API table has a row for each case tested here (and no other)."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "RELIABILITY.md").read_text()
+    table = doc[doc.index("## The API: bad input"):]
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")][1:]
+    assert sorted(rows) == sorted([*BAD, *OTHER_CASES])

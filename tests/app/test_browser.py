@@ -292,3 +292,75 @@ def test_lists_match_the_session_and_errors_leave_every_output(browser_page):
     assert SLM in page.locator("#facts").inner_text()
     _shoot_every_tab(page, "after")
     assert not [p for p in problems if "blocked request" in p], problems
+
+
+def test_publish_in_the_ui_then_the_api_steers_with_it_while_the_ui_stays_responsive(browser_page, app_url):
+    """One click publishes the session's SLM vector; 8 API clients (the official openai
+    client) then steer with it nonstop, and meanwhile a Steer-tab generation runs to its end:
+    its rows join the same batch as the API's (the scheduler holds both at once)."""
+    import threading
+
+    openai = pytest.importorskip("openai")
+    from conftest import real_model
+
+    page, problems = browser_page
+    _extract_two_lists(page, "joy")
+    page.get_by_text("Vector files: download").click()
+    page.locator("#concept-download input").click()
+    page.get_by_role("option", name="SLM native").click()
+    page.get_by_label("Publish the vector to download as (a name API callers use)").fill("joy-ui")
+    page.get_by_role("button", name="Publish to the API").click()
+    _wait_for_status(page, "files-status", rf"published joy-ui \(joy, mean-diff\) for {SLM}", 30)
+
+    client = openai.OpenAI(base_url=app_url + "v1", api_key="-", max_retries=0, timeout=GENERATE_S)
+    import httpx
+
+    listed = {v["name"]: v for v in httpx.get(app_url + "v1/vectors").json()["data"]}
+    assert listed["joy-ui"]["model"] == SLM, listed
+    stop, done, errors, seen_rows = threading.Event(), [], [], [0]
+
+    def api_client(i):
+        while not stop.is_set():
+            try:
+                out = client.chat.completions.create(
+                    model=SLM, messages=[{"role": "user", "content": f"Tell me about day {i}."}], max_tokens=12,
+                    temperature=0, extra_body={"steering": [{"vector": "joy-ui", "intensity": 0.6}]})
+                done.append((time.monotonic(), i, out.choices[0].message.content))
+            except Exception as exc:  # noqa: BLE001 - collected, asserted empty
+                errors.append(repr(exc))
+                return
+
+    sched_lm = real_model(SLM)
+    threads = [threading.Thread(target=api_client, args=(i,), daemon=True) for i in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        while len(done) < 8 and not errors:  # the API is busy before the UI asks
+            page.wait_for_timeout(200)
+        page.get_by_role("tab", name="Steer").click()
+        page.get_by_label("SLM", exact=True).check()
+        t0 = time.monotonic()
+        page.get_by_role("button", name="Generate", exact=True).click()
+        while time.monotonic() - t0 < GENERATE_S:
+            seen_rows[0] = max(seen_rows[0], len(sched_lm.scheduler.rows) if sched_lm.scheduler else 0)
+            if re.search(r"positions · SLM \d+ tokens", _status(page, "steer-status")):
+                break
+            page.wait_for_timeout(100)
+        ui_seconds = time.monotonic() - t0
+        during = [d for d in done if t0 <= d[0] <= t0 + ui_seconds]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(GENERATE_S)
+    status = _status(page, "steer-status")
+    _shot(page, "05-steer-while-api-busy")
+    print(f"\nUI generation while 8 API clients ran: {ui_seconds:.1f} s; {len(during)} API replies meanwhile, "
+          f"{len(done)} in all; most rows in one batch: {seen_rows[0]}\n{status}")
+    assert not errors, errors[:3]
+    assert re.search(r"positions · SLM \d+ tokens", status), status  # the UI's generation ran to its end
+    assert during, "no API request finished while the UI generated: they were served in turn, not together"
+    assert seen_rows[0] > 8, seen_rows  # the UI's two rows ran in the batch beside the API's eight
+    plain = client.chat.completions.create(model=SLM, messages=[{"role": "user", "content": "Tell me about day 0."}],
+                                           max_tokens=12, temperature=0).choices[0].message.content
+    assert [text for _, i, text in done if i == 0][0] != plain  # the published vector steers
+    assert not [p for p in problems if "blocked request" in p], problems

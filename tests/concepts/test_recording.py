@@ -246,4 +246,4 @@ def test_out_of_memory_while_recording_is_a_clear_error(tiny, monkeypatch):
     monkeypatch.setattr(tiny.model, "forward", boom)
     with pytest.raises(ResourceError, match="Out of memory while recording activations: use fewer"):
         record(tiny, ["w1 w2 w3", "w4 w5"], "last")
-    assert sum(len(l._forward_hooks) for l in tiny.layers) == 0
+    assert sum(len(layer._forward_hooks) for layer in tiny.layers) == 0

@@ -231,7 +231,7 @@ def test_letter_cosines_pure_letter():
     g = torch.Generator().manual_seed(0)
     letter_dir = torch.randn(LAYERS, D, generator=g)
     letters = ["A", "A", "A", "B"] * 5  # unbalanced: the mean keeps a letter part
-    sign = torch.tensor([1.0 if l == "A" else -1.0 for l in letters])[:, None, None]
+    sign = torch.tensor([1.0 if x == "A" else -1.0 for x in letters])[:, None, None]
     neg = torch.randn(len(letters), LAYERS, D, generator=g)
     pos = neg + sign * letter_dir
     cos = letter_cosines(pos, neg, letters)
@@ -246,7 +246,7 @@ def test_letter_cosines_balanced_concept():
     letter_dir = torch.zeros(LAYERS, D)
     letter_dir[:, 1] = 0.3
     letters = ["A", "B"] * 10
-    sign = torch.tensor([1.0 if l == "A" else -1.0 for l in letters])[:, None, None]
+    sign = torch.tensor([1.0 if x == "A" else -1.0 for x in letters])[:, None, None]
     neg = torch.randn(len(letters), LAYERS, D, generator=g)
     pos = neg + concept + sign * letter_dir
     cos = letter_cosines(pos, neg, letters)

@@ -398,3 +398,17 @@ def test_fan_out_hook_on_another_device():
     hook = steering.make_fanout_hook(torch.ones(3, 4), "relative")
     out = hook(None, (), torch.zeros(1, 2, 4, device="meta"))
     assert out.device.type == "meta" and out.shape == (3, 2, 4)
+
+
+def test_as_raw_at_one_adds_what_relative_adds_at_its_intensity(tiny):
+    """The export scaling (``export --intensity``): raw 1.0 of ``as_raw(v, x)`` == relative x of v."""
+    from steer_ui.steering.hooks import as_raw
+
+    v = _vector(tiny, scale=3.0)
+    batch = _ids(tiny, [PROMPT])
+    for layer in range(tiny.n_layers - 1):  # the tap reads the next layer's input
+        relative = _captured(tiny, layer, batch, steer(tiny, v, -0.7, layers=layer, mode="relative"))
+        raw = _captured(tiny, layer, batch, steer(tiny, as_raw(tiny, v, -0.7), 1.0, layers=layer, mode="raw"))
+        assert torch.allclose(raw, relative, atol=1e-5, rtol=0)
+    with pytest.raises(IntensityError):
+        as_raw(tiny, v, float("nan"))

@@ -79,6 +79,24 @@ def test_every_request_is_what_it_would_be_alone(arch):
     assert hooks_left(lm) == 0 and shared.rows == []
 
 
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_requests_that_arrive_together_are_prefilled_together(arch):
+    """Three prompts of different lengths inside one batch window: one padded prefill
+    (full-attention caches), each request still exactly what it is alone. Sliding-window
+    caches prefill one request at a time, and are exact too."""
+    lm = make_tiny(arch)
+    _no_eos(lm)
+    jobs = [job for job in _jobs(lm) if job[3] == "all"]
+    alone = [_run(Scheduler(lm), *job) for job in jobs]
+    sched = Scheduler(lm, window_ms=300)
+    tickets = [sched.submit(*job) for job in jobs]
+    for t in tickets:
+        while t.events.get()[0] != "done":
+            pass
+    assert [t.tokens for t in tickets] == alone
+    assert sched.prefills == (1 if arch == "llama" else len(jobs))
+
+
 def test_a_request_joins_a_running_batch_between_steps():
     lm = make_tiny("llama")
     _no_eos(lm)

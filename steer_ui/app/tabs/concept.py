@@ -46,7 +46,7 @@ def layout(wb: ModelPool) -> Parts:
     c.profile = gr.Plot(label="Separability: how well each layer tells the two sides apart", elem_id="profile")
     with gr.Accordion("Vector files: download (safetensors + llama.cpp GGUF), upload, remove", open=False):
         with gr.Row():
-            c.download = gr.Dropdown([], label="Vector to download")
+            c.download = gr.Dropdown([], label="Vector to download", elem_id="concept-download")
             c.save = gr.Button("Prepare downloads")
             c.files = gr.File(label="Vector files", file_count="multiple")
         with gr.Row():
