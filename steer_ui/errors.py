@@ -61,3 +61,7 @@ def out_of_memory(action: str, fix: str):
         if not is_out_of_memory(exc):
             raise
         raise ResourceError(f"Out of memory while {action}: {fix}") from exc
+
+
+class EngineError(SteerError):
+    """A generation engine cannot serve this model or request (the torch engine always can)."""

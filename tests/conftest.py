@@ -16,6 +16,9 @@ import torch
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The suite's exact comparisons are of the torch engine; tests/steering/test_engines.py
+# asks for llama.cpp (and auto) by name.
+os.environ.setdefault("STEER_UI_ENGINE", "torch")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

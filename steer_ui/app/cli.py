@@ -50,9 +50,14 @@ def cmd_generate(args) -> None:
     sampling = Sampling(args.max_new_tokens, args.temperature, args.top_p, args.seed)
     plain, steered = generate(lm, args.prompt, v, [0.0, args.intensity], layers, sampling,
                               mode=args.mode, positions=args.positions)
+    from ..steering.engines import describe, scheduler_for
+    from ..steering.generation import rows_for
+
     layer = layers if layers is not None else v.default_layer
+    ran = scheduler_for(lm, rows_for(v, [args.intensity], layers, args.mode), args.positions)
+    engine = "llama.cpp" if ran is lm.llama_scheduler else "torch" + (" (fallback)" if lm.engine == "llamacpp" else "")
     print(f"--- unsteered ---\n{plain}\n--- steered ({v.name}, layer {layer}, "
-          f"intensity {args.intensity:g} {args.mode}) ---\n{steered}")
+          f"intensity {args.intensity:g} {args.mode}) ---\n{steered}\n--- engine: {engine}; {describe(lm)} ---")
 
 
 def cmd_transfer(args) -> None:

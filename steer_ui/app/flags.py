@@ -11,7 +11,7 @@ from ..models.loading import ModelSpec
 
 
 def model_flags() -> argparse.ArgumentParser:
-    """A parent parser: --device, --dtype, --device-map, --layers-path, --trust-remote-code."""
+    """A parent parser: --device, --dtype, --device-map, --layers-path, --engine, --trust-remote-code."""
     s = settings()
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("model loading")
@@ -19,6 +19,9 @@ def model_flags() -> argparse.ArgumentParser:
     g.add_argument("--dtype", default=s.dtype, help="bfloat16, float16 or float32 (default: per device)")
     g.add_argument("--device-map", default=None, help="'auto' spreads a big model over the GPUs and CPU (accelerate)")
     g.add_argument("--layers-path", default=None, help="attribute path of the decoder layers, if not found")
+    g.add_argument("--engine", default=s.engine, choices=["auto", "torch", "llamacpp"],
+                   help="what generates: llamacpp (GGUF models on CPU, fast), torch (any model, every mode), "
+                   "or auto: llamacpp where it can (default: %(default)s; $STEER_UI_ENGINE)")
     g.add_argument("--trust-remote-code", action="store_true",
                    help="let a Hub model run its own code (off by default)")
     return p
@@ -27,7 +30,8 @@ def model_flags() -> argparse.ArgumentParser:
 def spec_kwargs(args: argparse.Namespace) -> dict:
     """What the model flags say about loading, as ``ModelSpec`` fields."""
     return {"device": args.device, "dtype": args.dtype, "device_map": args.device_map,
-            "layers_path": args.layers_path, "trust_remote_code": args.trust_remote_code}
+            "layers_path": args.layers_path, "trust_remote_code": args.trust_remote_code,
+            "engine": getattr(args, "engine", "torch")}
 
 
 def spec(args: argparse.Namespace, source: str) -> ModelSpec:

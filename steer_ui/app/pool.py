@@ -39,10 +39,10 @@ class ModelPool:
 
     def __init__(self, device: str | None = None, dtype: str | None = None, device_map: str | None = None,
                  trust_remote_code: bool = False, layers_path: str | None = None,
-                 budget_bytes: int | None = None):
+                 budget_bytes: int | None = None, engine: str = "torch"):
         # What the app was started with; every later load (the Models tab's too) keeps it.
         self.defaults = {"device": device, "dtype": dtype, "device_map": device_map,
-                         "trust_remote_code": trust_remote_code, "layers_path": layers_path}
+                         "trust_remote_code": trust_remote_code, "layers_path": layers_path, "engine": engine}
         self.budget = budget_bytes
         self.loaded: dict[str, LoadedModel] = {}  # by name
         self.start_pair: dict[str, str] = {}  # role -> name: what a new session gets

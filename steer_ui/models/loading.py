@@ -38,6 +38,7 @@ class ModelSpec:
     device_map: str | None = None  # "auto" shards over GPUs (needs accelerate)
     layers_path: str | None = None  # e.g. "model.layers" when discovery fails
     trust_remote_code: bool = False  # off unless the user asks: it runs Hub code
+    engine: str = "torch"  # what generates: torch, llamacpp, or auto (steering.engines)
 
     def kind(self) -> str:
         """One of bundled / gguf / folder / hub; ``ModelError`` when it is none."""
@@ -84,6 +85,11 @@ class LoadedModel:
     norms: torch.Tensor | None = field(default=None, repr=False)
     # Its batching scheduler (``steering.scheduler.for_model`` makes it on first use).
     scheduler: object | None = field(default=None, repr=False)
+    # The generation engine (``steering.engines.engine_of`` decides on first use), the
+    # llama.cpp scheduler when that engine runs, and why llama.cpp is off if it is.
+    engine: str | None = None
+    llama_scheduler: object | None = field(default=None, repr=False)
+    engine_note: str = ""
 
     @property
     def n_layers(self) -> int:

@@ -2,7 +2,7 @@
 
 Every row shares the prompt, so a comparison of unsteered (intensity 0) and several
 intensities costs one batched generation instead of one run each. The rows go to the
-model's scheduler (``scheduler.for_model``), where they run beside every other request
+model's scheduler (``engines.scheduler_for``: torch or llama.cpp), where they run beside every other request
 of every user; the caller iterates over the texts as they grow. Closing the iterator
 (or setting ``stop``) ends its rows at the next step and no one else's.
 """
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from ..concepts.vectors import ConceptVector
 from ..errors import IntensityError
 from .hooks import MODES, Push, check_intensities, row_vectors
-from .scheduler import Sampling, eos_ids, for_model
+from .engines import scheduler_for
+from .scheduler import Sampling, eos_ids
 
 __all__ = ["Sampling", "Stats", "generate", "rows_for", "stream"]
 
@@ -59,7 +60,8 @@ def stream(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[
     rows = rows_for(vector, intensities, layers, mode)
     own = threading.Event()  # this consumer's rows only
     stops = (own,) if stop is None else (own, stop)
-    ticket = for_model(lm).submit(lm.chat(prompt) if chat else prompt, rows, sampling, positions, stops)
+    ticket = scheduler_for(lm, rows, positions).submit(lm.chat(prompt) if chat else prompt, rows, sampling,
+                                                      positions, stops)
     texts, kind = [""] * len(rows), None
     try:
         while True:

@@ -248,6 +248,18 @@ def row_hooks(lm, rows: Sequence[Sequence[Push]], start: int = 0):
             h.remove()
 
 
+def push_deltas(lm, pushes: Sequence[Push]) -> torch.Tensor:
+    """What ``pushes`` add at each layer, summed: (n_layers, d_model) float32, for engines
+    that take one constant vector per layer (``relative`` and ``raw`` modes only)."""
+    total = torch.zeros(lm.n_layers, lm.hidden_size)
+    for p in pushes:
+        if p.mode == "adaptive":
+            raise IntensityError("adaptive mode adds a per-token amount, not one vector per layer.")
+        for layer in p.layer_list(lm.n_layers) if p.intensity else ():
+            total[layer] += _base(lm, p.vector, layer, p.mode) * float(p.intensity)
+    return total
+
+
 def _row_plan(lm, rows) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]]:
     """Per steered layer: (constant add (rows, d), adaptive unit directions (rows, d) or None)."""
     plan: dict[int, list] = {}

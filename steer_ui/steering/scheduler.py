@@ -83,6 +83,7 @@ class _Row:
     length: int  # real (unpadded) tokens in the cache for this row
     next_token: int = -1
     done: bool = False
+    slot: int | None = None  # the engine's own handle for the row (llama.cpp: its sequence id)
 
 
 @dataclass

@@ -96,7 +96,8 @@ def test_generate_prints_unsteered_and_steered_sections_that_differ(extracted, c
                    "--prompt", "Tell me about your day.", "--max-new-tokens", "16"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    m = re.fullmatch(r"--- unsteered ---\n(.*)\n--- steered \((.*?)\) ---\n(.*)\n", captured.out, re.S)
+    m = re.fullmatch(r"--- unsteered ---\n(.*)\n--- steered \((.*?)\) ---\n(.*)\n--- engine: torch; torch ---\n",
+                     captured.out, re.S)
     assert m, captured.out
     plain, label, steered = m.groups()
     assert plain.strip() and steered.strip()

@@ -13,7 +13,8 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ...steering.scheduler import Sampling, eos_ids, for_model
+from ...steering.engines import scheduler_for
+from ...steering.scheduler import Sampling, eos_ids
 from .common import ApiError, model_for, pushes_for
 from .schemas import ChatRequest, CompletionRequest
 
@@ -24,7 +25,7 @@ router = APIRouter()
 def list_models(request: Request) -> dict:
     pool = request.app.state.pool
     return {"object": "list", "data": [
-        {"id": name, "object": "model", "created": 0, "owned_by": "steer-ui", "engine": "torch",
+        {"id": name, "object": "model", "created": 0, "owned_by": "steer-ui", "engine": lm.engine or lm.spec.engine,
          "family": lm.family, "n_layers": lm.n_layers, "hidden_size": lm.hidden_size,
          "dtype": str(lm.dtype).removeprefix("torch."), "sessions": pool.users_of(name)}
         for name, lm in pool.loaded.items()]}
@@ -58,7 +59,7 @@ async def _answer(request: Request, body, lm, text: str, kind: str):
     pushes, positions = pushes_for(request, lm, body.steering)
     sampling = Sampling(budget, body.temperature, body.top_p, body.seed if body.seed is not None else 0)
     stop = threading.Event()
-    ticket = for_model(lm).submit(text, [pushes], sampling, positions, (stop,))
+    ticket = scheduler_for(lm, [pushes], positions).submit(text, [pushes], sampling, positions, (stop,))
     reply = _Reply(lm, kind, body.model)
     if body.stream:
         return StreamingResponse(_events(ticket, stop, reply), media_type="text/event-stream")

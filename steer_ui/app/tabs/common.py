@@ -10,6 +10,7 @@ import logging
 import gradio as gr
 
 from ...errors import SteerError
+from ...steering.engines import describe
 from ...steering.generation import Sampling
 from ..pool import ROLES, ModelPool, Pair
 from ..state import SessionState
@@ -43,8 +44,8 @@ def guard(fn):
 
 
 def facts_table(wb: Pair | ModelPool) -> list[list]:
-    facts = {r: wb.models[r].facts() for r in ROLES if r in wb.models}
-    keys = ["name", "family", "params", "layers", "hidden size", "device", "dtype", "memory", "load time"]
+    facts = {r: {**wb.models[r].facts(), "engine": describe(wb.models[r])} for r in ROLES if r in wb.models}
+    keys = ["name", "family", "params", "layers", "hidden size", "device", "dtype", "memory", "load time", "engine"]
     return [[k] + [facts.get(r, {}).get(k, "-") for r in ROLES] for k in keys]
 
 

@@ -1,0 +1,171 @@
+"""steer_ui.steering.engines: llama.cpp (through llama-cpp-python) generating beside the
+torch engine from the same bundled GGUF, with the same vectors and the same meaning.
+
+The two engines compute differently (llama.cpp's Q4_1 kernels, our dequantized fp32
+weights), so their texts are compared by agreement on the first tokens and by where a
+strong vector moves the concept score, not by identity."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_tiny, real_model
+from steer_ui.concepts.contrast import from_preset
+from steer_ui.concepts.extraction import extract_concept
+from steer_ui.errors import EngineError
+from steer_ui.evaluation.textscore import scorer_for
+from steer_ui.models.loading import ModelSpec, load_model
+from steer_ui.steering import engines
+from steer_ui.steering.generation import Sampling, generate, rows_for
+from steer_ui.steering.scheduler import Scheduler
+
+SMOL = "smollm2-135m"
+PROMPTS = ["Tell me about your weekend.", "Describe a walk in the park.", "What do you think of Mondays?",
+           "Write a note to a friend.", "Talk about your favourite meal.", "Describe your morning."]
+
+
+def _binding_or_skip():
+    try:
+        engines_llamacpp().binding()
+    except EngineError as exc:
+        pytest.skip(str(exc))
+
+
+def engines_llamacpp():
+    from steer_ui.steering.engines import llamacpp
+
+    return llamacpp
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """(llama.cpp model, torch model, happy-sad vector): the same bundled weights, fp32 on torch."""
+    torch_lm = real_model(SMOL, "float32")
+    _binding_or_skip()
+    fast = load_model(ModelSpec(SMOL, device="cpu", dtype="float32", engine="llamacpp"))
+    assert engines.engine_of(fast) == "llamacpp", fast.engine_note
+    return fast, torch_lm, extract_concept(torch_lm, from_preset("happy-sad", 8)).vector
+
+
+def _shared(lm, a: str, b: str) -> int:
+    ta, tb = (lm.tokenizer(t, add_special_tokens=False)["input_ids"] for t in (a, b))
+    n = 0
+    while n < min(len(ta), len(tb)) and ta[n] == tb[n]:
+        n += 1
+    return n
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("x", [0.0, 0.4])
+def test_the_engines_agree_on_the_first_tokens_for_most_prompts(pair, x):
+    fast, slow, v = pair
+    shared = [_shared(slow, generate(fast, p, v, [x], [15], Sampling(16))[0],
+                      generate(slow, p, v, [x], [15], Sampling(16))[0]) for p in PROMPTS]
+    agree = sum(n >= 8 for n in shared)
+    print(f"\nintensity {x}: leading tokens shared per prompt {shared}; {agree}/{len(PROMPTS)} share >= 8 of 16")
+    assert agree >= len(PROMPTS) // 2, shared
+
+
+@pytest.mark.real
+def test_a_strong_vector_moves_the_concept_score_the_same_way_on_both(pair):
+    fast, slow, v = pair
+    score = scorer_for("happy-sad").score
+    shift = {}
+    for name, lm in (("llamacpp", fast), ("torch", slow)):
+        up = score([generate(lm, p, v, [1.0], [15], Sampling(24))[0] for p in PROMPTS[:4]])
+        down = score([generate(lm, p, v, [-1.0], [15], Sampling(24))[0] for p in PROMPTS[:4]])
+        shift[name] = float(np.mean(up) - np.mean(down))
+    print(f"\nhappy-sad score, +1.0 minus -1.0 at layer 15: {shift}")
+    assert shift["llamacpp"] > 0.2 and shift["torch"] > 0.2, shift
+    assert abs(shift["llamacpp"] - shift["torch"]) < 0.5, shift
+
+
+@pytest.mark.real
+def test_rows_of_many_users_are_what_they_are_alone_and_stop_alone(pair):
+    """On llama.cpp too: concurrent requests (own vector and intensity each) give their solo
+    text, and one stopped request ends only itself."""
+    fast, _, v = pair
+    jobs = [(PROMPTS[i], v, [0.0, 0.3 * (i + 1)]) for i in range(3)]
+    alone = [generate(fast, p, vec, xs, [15], Sampling(12)) for p, vec, xs in jobs]
+    results, stop = {}, threading.Event()
+
+    def client(i):
+        p, vec, xs = jobs[i]
+        results[i] = generate(fast, p, vec, xs, [15], Sampling(12))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(3)]
+    stopped = threading.Thread(target=lambda: generate(fast, PROMPTS[4], v, [0.5], [15], Sampling(200), stop=stop))
+    stopped.start()
+    for t in threads:
+        t.start()
+    stop.set()
+    for t in [*threads, stopped]:
+        t.join(120)
+    assert [results[i] for i in range(3)] == alone
+    sched = fast.llama_scheduler
+    assert sched.rows == [] and all(c.busy == 0 for c in sched.engine.contexts.values())
+
+
+@pytest.mark.real
+def test_what_llama_cpp_cannot_do_runs_on_torch(pair):
+    fast, _, v = pair
+    llama = fast.llama_scheduler
+    assert engines.scheduler_for(fast, rows_for(v, [0.5], [15])) is llama
+    assert isinstance(engines.scheduler_for(fast, rows_for(v, [0.5], [15], "adaptive")), Scheduler)
+    assert engines.scheduler_for(fast, rows_for(v, [0.5], [15]), "generated") is not llama
+    assert engines.scheduler_for(fast, rows_for(v, [0.5], [0])) is not llama  # llama.cpp never steers layer 0
+    text = generate(fast, PROMPTS[0], v, [0.5], [15], Sampling(8), mode="adaptive")[0]
+    assert text  # served, by torch
+
+
+def test_a_model_without_a_gguf_falls_back_to_torch_saying_why(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    lm = make_tiny("llama")
+    lm.spec, lm.engine = ModelSpec(str(tmp_path), device="cpu", engine="llamacpp"), None
+    assert engines.engine_of(lm) == "torch"
+    assert "is not a GGUF model" in lm.engine_note and "torch engine generates" in lm.engine_note
+    assert "torch (llama.cpp engine off" in engines.describe(lm)
+    lm.spec, lm.engine = ModelSpec(str(tmp_path), device="cpu", engine="auto"), None
+    assert engines.engine_of(lm) == "torch" and lm.engine_note == ""  # auto: nothing to say
+
+
+def test_auto_and_torch_choices(monkeypatch):
+    tiny = make_tiny("llama")
+    tiny.spec = ModelSpec("smollm2-135m", device="cpu", engine="torch")
+    assert engines.engine_of(tiny) == "torch" and tiny.engine_note == ""
+    llamacpp = engines_llamacpp()
+
+    def missing():
+        raise EngineError("The llama.cpp engine needs llama-cpp-python (ImportError: no module).")
+
+    monkeypatch.setattr(llamacpp, "binding", missing)
+    for choice in ("auto", "llamacpp"):
+        tiny.spec, tiny.engine = ModelSpec("smollm2-135m", device="cpu", engine=choice), None
+        monkeypatch.setattr(engines, "gguf_path", lambda lm: Path(__file__))
+        assert engines.engine_of(tiny) == "torch"
+        assert "llama-cpp-python" in tiny.engine_note and "torch engine generates" in tiny.engine_note
+    tiny.spec, tiny.engine = ModelSpec("smollm2-135m", device="cpu", engine="turbo"), None
+    with pytest.raises(EngineError, match="Unknown engine 'turbo'"):
+        engines.engine_of(tiny)
+
+
+@pytest.mark.real
+def test_the_cli_generates_on_the_engine_asked_for(pair, tmp_path, capsys):
+    from steer_ui.app import cli
+    from steer_ui.concepts.files import save_vector
+
+    _, _, v = pair
+    path = save_vector(v, tmp_path / "v.safetensors", "llama")
+    args = ["generate", "--model", SMOL, "--vector", str(path), "--intensity", "0.6", "--layer", "15",
+            "--prompt", "Tell me about your weekend.", "--max-new-tokens", "12"]
+    assert cli.main([*args, "--engine", "llamacpp"]) == 0
+    out = capsys.readouterr().out
+    assert "--- engine: llama.cpp; llama.cpp, " in out, out
+    plain, steered = out.split("--- unsteered ---\n")[1].split("\n--- steered")
+    assert plain.strip() and plain.strip() not in steered
+    assert cli.main([*args, "--engine", "llamacpp", "--mode", "adaptive"]) == 0
+    assert "--- engine: torch (fallback)" in capsys.readouterr().out
