@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-BENCHES = ["overhead", "batching", "extraction", "reuse", "startup", "scoring", "interop", "server"]
+BENCHES = ["overhead", "batching", "extraction", "reuse", "startup", "scoring", "interop", "server", "engine"]
 HERE = Path(__file__).resolve().parent
 
 

@@ -165,9 +165,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m", dtype: str | None = None):
+def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m", dtype: str | None = None, slm_model=None):
     """The app as ``app.py`` serves it (the UI mounted on the API's FastAPI app), in this
-    process on a free 127.0.0.1 port with real models: (model pool, Blocks, url)."""
+    process on a free 127.0.0.1 port with real models: (model pool, Blocks, url).
+    ``slm_model``: a loaded model to serve as the SLM instead (another engine, say)."""
     from steer_ui.app.api import ApiConfig
     from steer_ui.app.pool import ModelPool
     from steer_ui.app.published import VectorStore
@@ -175,7 +176,7 @@ def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m", dtype: str 
 
     wb = ModelPool(device="cpu", dtype=dtype)
     wb.put("llm", real_model(llm, dtype))
-    wb.put("slm", real_model(slm, dtype))
+    wb.put("slm", slm_model or real_model(slm, dtype))
     app = make_app(wb, VectorStore(), ApiConfig())
     demo = next(r.app.blocks for r in app.routes if getattr(getattr(r, "app", None), "blocks", None))
     with running(app) as url:

@@ -364,3 +364,63 @@ def test_publish_in_the_ui_then_the_api_steers_with_it_while_the_ui_stays_respon
                                            max_tokens=12, temperature=0).choices[0].message.content
     assert [text for _, i, text in done if i == 0][0] != plain  # the published vector steers
     assert not [p for p in problems if "blocked request" in p], problems
+
+
+def test_first_steered_token_after_the_slider_is_released_torch_and_llamacpp(chromium):
+    """The live demo's moment: release the intensity slider, see steered text. Timed on the
+    torch engine and on the llama.cpp engine (the same SLM weights), both in a real browser;
+    the figures go to test-artifacts/engine-latency.json for docs/ENGINE.md (no timing is
+    asserted: a shared CPU makes absolute times meaningless)."""
+    import json
+
+    from steer_ui.models.loading import ModelSpec, load_model
+    from steer_ui.steering import engines
+    from steer_ui.steering.engines.llamacpp import binding
+
+    try:
+        binding()
+    except Exception as exc:  # noqa: BLE001 - the engine's own message
+        pytest.skip(str(exc))
+    fast = load_model(ModelSpec(SLM, device="cpu", engine="llamacpp"))
+    assert engines.engine_of(fast) == "llamacpp", fast.engine_note
+    seconds = {}
+    for engine, slm in (("torch", None), ("llamacpp", fast)):
+        with served_app(LLM, SLM, slm_model=slm) as (_, _, url), playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url, wait_until="load", timeout=LOAD_MS)
+                _extract_two_lists(page, "joy")
+                page.get_by_role("tab", name="Steer").click()
+                page.get_by_label("SLM", exact=True).check()
+                seconds[engine] = []
+                for x in (0.25, 1.0, 0.5):
+                    took, value = _release_to_first_token(page, x)
+                    seconds[engine].append(took)
+                    _wait_for_status(page, "steer-status", rf"intensity \{value:+.2f} relative.*positions · SLM \d+ "
+                                     "tokens", GENERATE_S)  # this run's end, before the next release
+                _shot(page, f"06-released-{engine}")
+            finally:
+                browser.close()
+    print(f"\nslider release -> first steered token (s): {seconds}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "engine-latency.json").write_text(json.dumps(seconds, indent=1))
+    assert all(len(v) == 3 and all(t < GENERATE_S for t in v) for v in seconds.values())
+
+
+def _release_to_first_token(page, x: float) -> tuple[float, float]:
+    """A click on the intensity slider's track near ``x`` (a mouse down and up, what a
+    person does): (seconds until the steered pane shows new text, the value it set)."""
+    pane = page.locator("#slm-steered textarea")
+    before = pane.input_value()
+    track = page.get_by_label(re.compile(r"^range slider for Intensity"))
+    box = track.bounding_box()
+    t0 = time.monotonic()
+    track.click(position={"x": box["width"] * (x + 2) / 4, "y": box["height"] / 2})
+    while time.monotonic() - t0 < GENERATE_S:
+        text = pane.input_value()
+        if text and text != before:
+            took = time.monotonic() - t0
+            return took, float(page.get_by_label(re.compile(r"^number input for Intensity")).input_value())
+        page.wait_for_timeout(20)
+    raise AssertionError(f"no steered text {GENERATE_S} s after releasing the slider at {x}")

@@ -169,3 +169,14 @@ def test_the_cli_generates_on_the_engine_asked_for(pair, tmp_path, capsys):
     assert plain.strip() and plain.strip() not in steered
     assert cli.main([*args, "--engine", "llamacpp", "--mode", "adaptive"]) == 0
     assert "--- engine: torch (fallback)" in capsys.readouterr().out
+
+
+@pytest.mark.real
+def test_a_full_llama_cpp_cache_fails_that_request_only(pair):
+    from steer_ui.errors import ResourceError
+
+    fast, _, v = pair
+    with pytest.raises(ResourceError, match="2048-token cache is full"):
+        generate(fast, "word " * 2100, v, [0.4], [15], Sampling(4))
+    assert generate(fast, PROMPTS[0], v, [0.4], [15], Sampling(4))[0]  # the engine still serves
+    assert all(c.busy == 0 for c in fast.llama_scheduler.engine.contexts.values())

@@ -6,7 +6,9 @@ a decode step). So each steering in use gets its own context with its vector set
 and each row is one sequence (``seq_id``) in its context's KV cache: rows join and leave
 between decode steps as in the torch scheduler, and each step decodes the rows of one
 steering in one call (every unsteered row of every user together). The model's weights
-are loaded once and shared by the contexts; each context costs its KV cache.
+are loaded once and shared by the contexts; each context costs its KV cache. An idle
+context is given the next new vector rather than a new context made (a slider's next
+intensity reuses the last one's context), and idle ones beyond two are closed.
 
 The vector is the torch engine's own (``hooks.push_deltas``: relative intensity 1.0 is
 the torch model's typical residual norm at that layer), written from layer 1 on as
@@ -87,21 +89,30 @@ class LlamaCppModel:
         self.contexts: dict[tuple, _Context] = {}  # by the pushes its control vector adds
 
     def context(self, pushes: tuple, lm) -> "_Context":
-        """The context whose control vector is ``pushes`` (made on first use); idle ones
-        beyond ``KEEP_IDLE`` are closed first."""
-        if pushes not in self.contexts:
+        """The context whose control vector is ``pushes``: the one that has it, else the
+        least recently used idle one given this vector (one graph re-plan, far cheaper than
+        a new context: the slider's next intensity reuses the last one), else a new one."""
+        if pushes in self.contexts:
+            ctx = self.contexts.pop(pushes)
+        else:
             idle = [k for k, c in self.contexts.items() if not c.busy]
-            for key in idle[:max(0, len(idle) - KEEP_IDLE + 1)]:
-                self.contexts.pop(key).close()
-            self.contexts[pushes] = _Context(self, push_deltas(lm, pushes) if pushes else None)
-        return self.contexts[pushes]
+            ctx = self.contexts.pop(idle[0]) if idle else _Context(self)
+            ctx.set_vector(push_deltas(lm, pushes) if pushes else None)
+        self.contexts[pushes] = ctx  # last: most recently used
+        return ctx
+
+    def tidy(self) -> None:
+        """Close idle contexts beyond ``KEEP_IDLE`` (least recently used first)."""
+        idle = [k for k, c in self.contexts.items() if not c.busy]
+        for key in idle[:max(0, len(idle) - KEEP_IDLE)]:
+            self.contexts.pop(key).close()
 
 
 class _Context:
     """One llama.cpp context with its control vector set for good, one sequence per row."""
 
-    def __init__(self, m: LlamaCppModel, deltas: torch.Tensor | None):
-        L, self.L, self.n_vocab = m.L, m.L, m.n_vocab
+    def __init__(self, m: LlamaCppModel):
+        L, self.L, self.n_vocab, self.m = m.L, m.L, m.n_vocab, m
         cp = L.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max, cp.kv_unified = CTX_TOKENS, BATCH, BATCH, m.n_seq, True
         cp.n_threads = cp.n_threads_batch = m.threads
@@ -110,11 +121,17 @@ class _Context:
             raise ResourceError("llama.cpp could not make a context (out of memory?).")
         self.batch = L.llama_batch_init(BATCH, 0, 1)
         self.free, self.busy = list(range(m.n_seq)), 0
-        if deltas is not None:
-            buf = np.ascontiguousarray(deltas[1:].numpy(), dtype=np.float32)  # llama.cpp's buffer starts at layer 1
-            if L.llama_set_adapter_cvec(self.ctx, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), buf.size,
-                                        m.n_embd, 1, m.n_layer - 1) != 0:
-                raise EngineError("llama.cpp refused the control vector.")
+
+    def set_vector(self, deltas: torch.Tensor | None) -> None:
+        """Steer every row of this context with ``deltas`` (n_layers, d_model), or nothing."""
+        m = self.m
+        if deltas is None:
+            self.L.llama_set_adapter_cvec(self.ctx, None, 0, m.n_embd, 0, 0)
+            return
+        buf = np.ascontiguousarray(deltas[1:].numpy(), dtype=np.float32)  # llama.cpp's buffer starts at layer 1
+        if self.L.llama_set_adapter_cvec(self.ctx, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), buf.size,
+                                         m.n_embd, 1, m.n_layer - 1) != 0:
+            raise EngineError("llama.cpp refused the control vector.")
 
     def take(self) -> int:
         self.busy += 1
@@ -160,23 +177,22 @@ class LlamaCppScheduler(Scheduler):
         self.engine, self.joins = engine, True
 
     def _prefill(self, group) -> None:
-        try:
-            for p in group:
-                rows = []
+        for p in group:  # each request alone: one that fails never takes another down
+            rows = []
+            try:
                 for i, pushes in enumerate(p.rows):
                     row = _Row(p.ticket, i, pushes, p.sampling, _generator(p.sampling, self.lm), len(p.ids))
                     ctx = self.engine.context(pushes, self.lm)
                     row.slot = ctx.take()
                     rows.append(row)
                     row.next_token = _pick(ctx.decode([(p.ids, 0, row.slot)])[0], row)
-                self.prefills += 1
-                self.rows = self.rows + rows
-                self._publish(rows)
-        except Exception as exc:  # noqa: BLE001 - reported to the requests it concerns
-            tickets = {id(p.ticket) for p in group}
-            for p in group:
+            except Exception as exc:  # noqa: BLE001 - reported to the request it concerns
                 self._fail(p.ticket, exc)
-            self._release([r for r in self.rows if id(r.ticket) in tickets])
+                self._release(rows)  # its sequences and their cache go back
+                continue
+            self.prefills += 1
+            self.rows = self.rows + rows
+            self._publish(rows)
 
     def _step(self) -> None:
         groups: dict[tuple, list] = {}
@@ -207,6 +223,7 @@ class LlamaCppScheduler(Scheduler):
                 self.engine.contexts[r.pushes].forget(r.slot)
                 r.slot = None
         self.rows = [r for r in self.rows if id(r) not in gone]
+        self.engine.tidy()
 
 
 def _quiet() -> None:
