@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ...errors import EngineError
+from ...errors import EngineError, SteerError
 from ..scheduler import DEFAULTS, for_model
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def _start(lm) -> str:
         engine = LlamaCppModel(path, lm, DEFAULTS["max_batch"], torch.get_num_threads())
         lm.llama_scheduler = LlamaCppScheduler(lm, engine, **DEFAULTS)
         return "llamacpp"
-    except EngineError as exc:
+    except (SteerError, OSError) as exc:  # a missing binding, a bad file, no memory for a context
         lm.engine_note = f"llama.cpp engine off: {exc}; the torch engine generates."
         log.warning("%s: %s", lm.name, lm.engine_note)
         return "torch"
