@@ -87,8 +87,7 @@ def _start(lm) -> str:
 def describe(lm) -> str:
     """What generates for ``lm``, for the Models tab (never starts an engine)."""
     if lm.engine is None:
-        return f"{lm.spec.engine} (decided at the first generation)"
+        return f"{lm.spec.engine}, chosen at first use"
     if lm.engine == "llamacpp":
-        m = lm.llama_scheduler.engine
-        return f"llama.cpp, {len(m.contexts)} context(s); its GGUF adds {m.bytes >> 20} MiB (mapped)"
+        return f"llama.cpp, GGUF +{lm.llama_scheduler.engine.bytes >> 20} MiB"
     return "torch" + (f" ({lm.engine_note})" if lm.engine_note else "")
