@@ -180,3 +180,31 @@ def test_a_full_llama_cpp_cache_fails_that_request_only(pair):
         generate(fast, "word " * 2100, v, [0.4], [15], Sampling(4))
     assert generate(fast, PROMPTS[0], v, [0.4], [15], Sampling(4))[0]  # the engine still serves
     assert all(c.busy == 0 for c in fast.llama_scheduler.engine.contexts.values())
+
+
+@pytest.mark.real
+def test_the_api_steers_on_the_llama_cpp_engine(pair):
+    """The official openai client against a server whose model generates on llama.cpp:
+    per-request steering, streamed or not, equal to the library's generate on that engine."""
+    openai = pytest.importorskip("openai")
+    from steer_ui.app.api import ApiConfig
+    from steer_ui.app.pool import ModelPool
+    from steer_ui.app.published import VectorStore
+    from steer_ui.app.server import make_app, running
+
+    fast, _, v = pair
+    pool, store = ModelPool(), VectorStore()
+    pool.put("slm", fast)
+    store.publish("happy-sad", v)
+    messages = [{"role": "user", "content": PROMPTS[0]}]
+    expected = generate(fast, fast.chat_messages(messages), v, [0.5], [15], Sampling(16), chat=False)[0]
+    with running(make_app(pool, store, ApiConfig(), ui=False)) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="-", max_retries=0, timeout=120)
+        steering = {"steering": [{"vector": "happy-sad", "intensity": 0.5, "layers": [15]}]}
+        whole = client.chat.completions.create(model=SMOL, messages=messages, max_tokens=16, temperature=0,
+                                               extra_body=steering).choices[0].message.content
+        parts = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model=SMOL, messages=messages, max_tokens=16, temperature=0, stream=True, extra_body=steering)]
+        listed = {m.id: m for m in client.models.list().data}
+    assert whole == expected == "".join(parts)
+    assert listed[SMOL].model_extra["engine"] == "llamacpp"
