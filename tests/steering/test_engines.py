@@ -208,3 +208,29 @@ def test_the_api_steers_on_the_llama_cpp_engine(pair):
         listed = {m.id: m for m in client.models.list().data}
     assert whole == expected == "".join(parts)
     assert listed[SMOL].model_extra["engine"] == "llamacpp"
+
+
+@pytest.mark.real
+def test_llama_cpp_can_be_turned_off_and_on_again(pair):
+    """The Models tab's engine switch: off frees llama.cpp (torch generates, the same text
+    as the torch engine), refused while rows are running; on again serves as before."""
+    from steer_ui.app.actions.models import set_engine
+    from steer_ui.app.pool import Pair
+
+    fast, slow, v = pair
+    before = generate(fast, PROMPTS[0], v, [0.4], [15], Sampling(8))
+    busy = fast.llama_scheduler.submit(fast.chat(PROMPTS[1]), [()], Sampling(400))
+    while not busy.tokens[0]:
+        pass
+    with pytest.raises(EngineError, match="still generating 1 row"):
+        engines.switch(fast, "torch")
+    busy.stops[0].set()
+    while busy.events.get()[0] != "done":
+        pass
+    assert "now generates with torch" in set_engine(Pair({"slm": fast}), "slm", "torch")
+    assert engines.engine_of(fast) == "torch" and fast.llama_scheduler is None
+    assert "turned off" in engines.describe(fast)
+    assert generate(fast, PROMPTS[0], v, [0.4], [15], Sampling(8)) == generate(slow, PROMPTS[0], v, [0.4], [15],
+                                                                                  Sampling(8))
+    assert "llama.cpp, GGUF" in engines.switch(fast, "llamacpp")
+    assert generate(fast, PROMPTS[0], v, [0.4], [15], Sampling(8)) == before

@@ -18,7 +18,7 @@ POOL_HEADERS = ["model", "family", "memory", "dtype", "sessions using it", "star
 def layout(wb: ModelPool) -> Parts:
     m = Parts(facts=gr.Dataframe(value=facts_table(wb), headers=["", "LLM", "SLM"], interactive=False,
                                  label="This session's models", elem_id="facts"),
-              pickers={}, loads={}, status={}, chats={})
+              pickers={}, loads={}, status={}, chats={}, engines={})
     with gr.Row():
         for role in ROLES:
             with gr.Column():
@@ -27,6 +27,8 @@ def layout(wb: ModelPool) -> Parts:
                                               label=f"{role.upper()}: bundled name, Hub id, folder or .gguf",
                                               elem_id=f"picker-{role}")
                 m.loads[role] = gr.Button(f"Load {role.upper()}")
+                m.engines[role] = gr.Radio(["llamacpp", "torch"], value=None, label=f"{role.upper()} generates "
+                                           "with (every session using this model)", elem_id=f"engine-{role}")
                 m.status[role] = gr.Markdown(elem_id=f"load-status-{role}")
                 m.chats[role] = (gr.Chatbot(label=f"{role.upper()} chat (unsteered)", height=260),
                                  gr.Textbox(placeholder="Say something and press Enter", show_label=False))
@@ -61,6 +63,13 @@ def wire(wb: ModelPool, ui: Parts) -> None:
                                            to_sampling(max_new_v, temperature_v, top_p_v, seed_v), stop):
                 history[-1]["content"] = text
                 yield history, ""
+
+        def do_engine(st, choice, r=role):
+            text = actions.set_engine(wb.pair(st.id), r, choice)
+            return facts_table(wb.pair(st.id)), text
+
+        m.engines[role].input(guard(do_engine), [ui.state, m.engines[role]], [m.facts, m.status[role]],
+                              api_name=f"engine_{role}", show_progress_on=[m.status[role]])
 
         bot, box = m.chats[role]
         box.submit(guard(do_chat), [ui.state, bot, box, *sampling_in], [bot, box], api_name=f"chat_{role}")

@@ -59,8 +59,30 @@ def gguf_path(lm) -> Path | None:
     return None
 
 
-def _start(lm) -> str:
-    choice, lm.engine_note = lm.spec.engine, ""
+def switch(lm, choice: str) -> str:
+    """Make ``choice`` (``torch`` or ``llamacpp``) generate for ``lm`` from now on, for every
+    session that uses it. Turning llama.cpp off frees its contexts and its copy of the
+    weights; refused (``EngineError``) while it still has rows to finish."""
+    if choice not in ("torch", "llamacpp"):
+        raise EngineError(f"Unknown engine {choice!r}: use torch or llamacpp.")
+    with _MADE:
+        sched = lm.llama_scheduler
+        if choice == "torch" and sched is not None:
+            if sched.rows or not sched.inbox.empty():
+                raise EngineError(f"llama.cpp is still generating {len(sched.rows)} row(s) for {lm.name}: "
+                                  "turn it off when they end.")
+            lm.llama_scheduler = None
+            sched.engine.close()
+            lm.engine, lm.engine_note = "torch", "llama.cpp turned off in the Models tab"
+        elif choice == "llamacpp" and lm.engine != "llamacpp":
+            lm.engine = _start(lm, "llamacpp")
+        elif choice == "torch":
+            lm.engine = "torch"
+    return describe(lm)
+
+
+def _start(lm, choice: str | None = None) -> str:
+    choice, lm.engine_note = choice or lm.spec.engine, ""
     if choice not in ENGINES:
         raise EngineError(f"Unknown engine {choice!r}: use {', '.join(ENGINES)}.")
     if choice == "torch" or (lm.device.type != "cpu" and choice == "auto"):

@@ -26,6 +26,7 @@ import ctypes
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -87,25 +88,44 @@ class LlamaCppModel:
         self.n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(self.model))
         self.n_seq, self.threads, self.bytes = n_seq, threads, path.stat().st_size
         self.contexts: dict[tuple, _Context] = {}  # by the pushes its control vector adds
+        # Every C call holds it, and ``close`` too: a request that races a switch to torch
+        # gets a clear error instead of touching freed memory.
+        self.lock, self.closed = threading.RLock(), False
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise EngineError("llama.cpp was turned off for this model while the request waited: send it again "
+                              "(torch generates now).")
 
     def context(self, pushes: tuple, lm) -> "_Context":
         """The context whose control vector is ``pushes``: the one that has it, else the
         least recently used idle one given this vector (one graph re-plan, far cheaper than
         a new context: the slider's next intensity reuses the last one), else a new one."""
-        if pushes in self.contexts:
-            ctx = self.contexts.pop(pushes)
-        else:
-            idle = [k for k, c in self.contexts.items() if not c.busy]
-            ctx = self.contexts.pop(idle[0]) if idle else _Context(self)
-            ctx.set_vector(push_deltas(lm, pushes) if pushes else None)
-        self.contexts[pushes] = ctx  # last: most recently used
-        return ctx
+        with self.lock:
+            self.check_open()
+            if pushes in self.contexts:
+                ctx = self.contexts.pop(pushes)
+            else:
+                idle = [k for k, c in self.contexts.items() if not c.busy]
+                ctx = self.contexts.pop(idle[0]) if idle else _Context(self)
+                ctx.set_vector(push_deltas(lm, pushes) if pushes else None)
+            self.contexts[pushes] = ctx  # last: most recently used
+            return ctx
+
+    def close(self) -> None:
+        """Free every context and the weights (the engine is turned off)."""
+        with self.lock:
+            for ctx in self.contexts.values():
+                ctx.close()
+            self.contexts, self.closed = {}, True
+            self.L.llama_model_free(self.model)
 
     def tidy(self) -> None:
         """Close idle contexts beyond ``KEEP_IDLE`` (least recently used first)."""
-        idle = [k for k, c in self.contexts.items() if not c.busy]
-        for key in idle[:max(0, len(idle) - KEEP_IDLE)]:
-            self.contexts.pop(key).close()
+        with self.lock:
+            idle = [k for k, c in self.contexts.items() if not c.busy]
+            for key in idle[:max(0, len(idle) - KEEP_IDLE)]:
+                self.contexts.pop(key).close()
 
 
 class _Context:
@@ -142,26 +162,31 @@ class _Context:
         last token's logits of each item, (n_vocab,) float32 each."""
         flat = [(t, pos + i, seq, i == len(toks) - 1) for toks, pos, seq in items for i, t in enumerate(toks)]
         out = []
-        for start in range(0, len(flat), BATCH):
-            chunk = flat[start:start + BATCH]
-            self.batch.n_tokens = len(chunk)
-            for i, (t, pos, seq, last) in enumerate(chunk):
-                self.batch.token[i], self.batch.pos[i], self.batch.n_seq_id[i] = t, pos, 1
-                self.batch.seq_id[i][0], self.batch.logits[i] = seq, last
-            rc = self.L.llama_decode(self.ctx, self.batch)
-            if rc != 0:
-                raise ResourceError(f"llama.cpp could not decode (status {rc}): its {CTX_TOKENS}-token cache is "
-                                    "full; use fewer or shorter requests at once.")
-            for i, (*_, last) in enumerate(chunk):
-                if last:
-                    ptr = self.L.llama_get_logits_ith(self.ctx, i)
-                    out.append(torch.from_numpy(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()))
+        with self.m.lock:
+            self.m.check_open()
+            for start in range(0, len(flat), BATCH):
+                out += self._decode_chunk(flat[start:start + BATCH])
         return out
 
+    def _decode_chunk(self, chunk: list[tuple[int, int, int, bool]]) -> list[torch.Tensor]:
+        self.batch.n_tokens = len(chunk)
+        for i, (t, pos, seq, last) in enumerate(chunk):
+            self.batch.token[i], self.batch.pos[i], self.batch.n_seq_id[i] = t, pos, 1
+            self.batch.seq_id[i][0], self.batch.logits[i] = seq, last
+        rc = self.L.llama_decode(self.ctx, self.batch)
+        if rc != 0:
+            raise ResourceError(f"llama.cpp could not decode (status {rc}): its {CTX_TOKENS}-token cache is "
+                                "full; use fewer or shorter requests at once.")
+        return [torch.from_numpy(np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, i),
+                                                       shape=(self.n_vocab,)).copy())
+                for i, (*_, last) in enumerate(chunk) if last]
+
     def forget(self, seq: int) -> None:
-        self.L.llama_memory_seq_rm(self.L.llama_get_memory(self.ctx), seq, -1, -1)
-        self.free.append(seq)
-        self.busy -= 1
+        with self.m.lock:
+            if not self.m.closed:
+                self.L.llama_memory_seq_rm(self.L.llama_get_memory(self.ctx), seq, -1, -1)
+            self.free.append(seq)
+            self.busy -= 1
 
     def close(self) -> None:
         self.L.llama_batch_free(self.batch)
