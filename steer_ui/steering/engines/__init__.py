@@ -73,7 +73,7 @@ def switch(lm, choice: str) -> str:
                                   "turn it off when they end.")
             lm.llama_scheduler = None
             sched.engine.close()
-            lm.engine, lm.engine_note = "torch", "llama.cpp turned off in the Models tab"
+            lm.engine, lm.engine_note = "torch", "llama.cpp turned off"
         elif choice == "llamacpp" and lm.engine != "llamacpp":
             lm.engine = _start(lm, "llamacpp")
         elif choice == "torch":
