@@ -164,6 +164,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+TINY_CONTRAST_LISTS = ("the happy day\ni am very happy\nyou are good", "the sad night\ni am very sad\nyou are bad")
+
+
+def tiny_pair():
+    """A session's pair of tiny random models of two families (the app's unit tests)."""
+    from steer_ui.app.pool import Pair
+
+    wb = Pair()
+    wb.models["llm"], wb.models["slm"] = make_tiny("qwen2", seed=1), make_tiny("llama")
+    return wb
+
+
+def random_vector(lm, name="mine", layer=1):
+    """A fixed random vector for ``lm``."""
+    import torch
+
+    from steer_ui.concepts.vectors import ConceptVector
+
+    g = torch.Generator().manual_seed(3)
+    return ConceptVector(torch.randn(lm.n_layers, lm.hidden_size, generator=g), lm.name, name=name,
+                         default_layer=layer)
+
+
+def shared_prefix(lm, a: str, b: str) -> int:
+    """Tokens the two texts share from the start (engines and llama.cpp's tool agree on
+    which layer or how far, not token for token)."""
+    ta, tb = (lm.tokenizer(t, add_special_tokens=False)["input_ids"] for t in (a, b))
+    n = 0
+    while n < min(len(ta), len(tb)) and ta[n] == tb[n]:
+        n += 1
+    return n
+
+
 @contextmanager
 def served_app(llm: str = "qwen2.5-0.5b", slm: str = "smollm2-135m", dtype: str | None = None, slm_model=None):
     """The app as ``app.py`` serves it (the UI mounted on the API's FastAPI app), in this

@@ -17,7 +17,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import llama_tool, real_model
+from conftest import llama_tool, real_model, shared_prefix
 from steer_ui.concepts.contrast import from_preset
 from steer_ui.concepts.extraction import extract_concept
 from steer_ui.concepts.files import export_gguf
@@ -63,15 +63,6 @@ def _ours(lm, text: str, vector, layer: int) -> str:
     return generate(lm, text, vector, [1.0], [layer], Sampling(TOKENS), mode="raw", chat=False)[0]
 
 
-def _agree(lm, a: str, b: str) -> int:
-    """Tokens the two texts share from the start."""
-    ta, tb = (lm.tokenizer(t, add_special_tokens=False)["input_ids"] for t in (a, b))
-    n = 0
-    while n < min(len(ta), len(tb)) and ta[n] == tb[n]:
-        n += 1
-    return n
-
-
 def test_zero_vector_changes_nothing_and_a_last_layer_vector_steers(setup, tmp_path):
     exe, model, lm, vector = setup
     last = lm.n_layers - 1
@@ -99,7 +90,7 @@ def test_llama_cpp_steers_the_layer_we_steer(setup, tmp_path, layer, k):
         text = lm.chat(prompt)
         theirs = _llama(exe, model, text, gguf)
         for n in neighbours:  # the same vector, steered by us at each neighbouring layer
-            agree[n] += _agree(lm, theirs, _ours(lm, text, _one_layer(vector, lm, n, k, source=layer), n))
+            agree[n] += shared_prefix(lm, theirs, _ours(lm, text, _one_layer(vector, lm, n, k, source=layer), n))
     print(f"\nlayer {layer}, k {k}: tokens llama.cpp's steered text shares with ours, by our layer: {agree}")
     assert agree[layer] >= len(PROMPTS) * 6, agree
     assert all(agree[layer] >= 2 * agree[n] + 3 for n in neighbours if n != layer), agree
@@ -120,6 +111,6 @@ def test_an_export_with_our_intensity_baked_in_steers_llama_cpp_like_our_relativ
     for prompt in PROMPTS:
         text = lm.chat(prompt)
         ours = generate(lm, text, vector, [0.5], [15], Sampling(TOKENS), mode="relative", chat=False)[0]
-        agree += _agree(lm, _llama(exe, model, text, gguf), ours)
+        agree += shared_prefix(lm, _llama(exe, model, text, gguf), ours)
     print(f"\nbaked relative 0.5 at layer 15: {agree} tokens shared with ours over {len(PROMPTS)} prompts")
     assert agree >= len(PROMPTS) * 6, agree

@@ -5,14 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-import torch
 
-from conftest import make_tiny
+from conftest import TINY_CONTRAST_LISTS, make_tiny, random_vector, tiny_pair
 from steer_ui.app.actions import concept as concept_actions
 from steer_ui.app.pool import Pair
 from steer_ui.app.state import SessionState
 from steer_ui.concepts import contrast, vectors
-from steer_ui.concepts.vectors import ConceptVector
 from steer_ui.errors import SteerError
 
 
@@ -41,19 +39,9 @@ def test_rescore_switches_method_without_forward_pass_or_cv(monkeypatch):
     assert not (after.directions == before.directions).all()
 
 
-CS = contrast.from_lists("the happy day\ni am very happy\nyou are good", "the sad night\ni am very sad\nyou are bad")
+CS = contrast.from_lists(*TINY_CONTRAST_LISTS)
 
 
-def _pair():
-    wb = Pair()
-    wb.models["llm"], wb.models["slm"] = make_tiny("qwen2", seed=1), make_tiny("llama")
-    return wb
-
-
-def _vector(lm, name="mine", layer=1):
-    g = torch.Generator().manual_seed(3)
-    return ConceptVector(torch.randn(lm.n_layers, lm.hidden_size, generator=g), lm.name, name=name,
-                         default_layer=layer)
 
 
 def test_the_concept_has_the_name_the_user_typed():
@@ -64,9 +52,9 @@ def test_the_concept_has_the_name_the_user_typed():
 
 
 def test_downloads_are_named_for_what_they_are_with_true_metadata(tmp_path):
-    wb, state = _pair(), SessionState()
+    wb, state = tiny_pair(), SessionState()
     concept_actions.extract_both(wb, state, CS, "mean-diff", "last")
-    t = replace(_vector(wb.models["slm"], "custom"), method="transfer:ridge",
+    t = replace(random_vector(wb.models["slm"], "custom"), method="transfer:ridge",
                 provenance={"family": "llama", "transferred_from": "tiny-qwen2", "map": "ridge", "source_layer": 2})
     state.add("transferred:ridge:custom", t)
     native = concept_actions.save_vectors(state, "SLM native", tmp_path)

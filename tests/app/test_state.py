@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-import torch
 
-from conftest import make_tiny
+from conftest import TINY_CONTRAST_LISTS, random_vector, tiny_pair
 from steer_ui.app.actions import concept as concept_actions
-from steer_ui.app.pool import Pair
 from steer_ui.app.state import SessionState
 from steer_ui.concepts import contrast
-from steer_ui.concepts.files import save_vector
-from steer_ui.concepts.vectors import ConceptVector
 from steer_ui.errors import SteerError
+from steer_ui.concepts.files import save_vector
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -22,29 +19,19 @@ def _one_thread(one_thread_module):
     yield
 
 
-CS = contrast.from_lists("the happy day\ni am very happy\nyou are good", "the sad night\ni am very sad\nyou are bad")
+CS = contrast.from_lists(*TINY_CONTRAST_LISTS)
 
 
-def _pair():
-    wb = Pair()
-    wb.models["llm"], wb.models["slm"] = make_tiny("qwen2", seed=1), make_tiny("llama")
-    return wb
-
-
-def _vector(lm, name="mine", layer=1):
-    g = torch.Generator().manual_seed(3)
-    return ConceptVector(torch.randn(lm.n_layers, lm.hidden_size, generator=g), lm.name, name=name,
-                         default_layer=layer)
 
 
 def test_re_extracting_keeps_transferred_and_uploaded_vectors(tmp_path):
-    wb, state = _pair(), SessionState()
+    wb, state = tiny_pair(), SessionState()
     concept_actions.extract_both(wb, state, CS, "mean-diff", "last")
-    path = save_vector(_vector(wb.models["slm"]), tmp_path / "mine.safetensors")
+    path = save_vector(random_vector(wb.models["slm"]), tmp_path / "mine.safetensors")
     kind, message = concept_actions.upload_vector(wb, state, str(path))
     assert kind == "uploaded:mine"
     assert message == "uploaded **uploaded:mine**: 3 layers x 32, made for tiny-llama, default layer 1"
-    state.add("transferred:ridge:custom", _vector(wb.models["slm"], "custom"))
+    state.add("transferred:ridge:custom", random_vector(wb.models["slm"], "custom"))
     before = state.vector_kinds()
     concept_actions.extract_both(wb, state, CS, "mean-diff", "last")  # the same set again: 0 forward passes
     concept_actions.extract_both(wb, state, replace(CS, name="other"), "pca", "last")

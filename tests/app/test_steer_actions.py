@@ -7,10 +7,9 @@ import threading
 import pytest
 import torch
 
-from conftest import make_tiny
+from conftest import TINY_CONTRAST_LISTS, tiny_pair
 from steer_ui.app.actions import concept as concept_actions
 from steer_ui.app.actions import steer as steer_actions
-from steer_ui.app.pool import Pair
 from steer_ui.app.state import SessionState
 from steer_ui.concepts import contrast
 from steer_ui.models.tokens import encode
@@ -24,19 +23,14 @@ def _one_thread(one_thread_module):
     yield
 
 
-CS = contrast.from_lists("the happy day\ni am very happy\nyou are good", "the sad night\ni am very sad\nyou are bad")
+CS = contrast.from_lists(*TINY_CONTRAST_LISTS)
 
-
-def _pair():
-    wb = Pair()
-    wb.models["llm"], wb.models["slm"] = make_tiny("qwen2", seed=1), make_tiny("llama")
-    return wb
 
 
 def test_both_mode_runs_each_model_to_its_own_end():
     """The SLM ends after one token; the LLM must still write all of its tokens (a shared
     stop event that the first to finish set used to cut the LLM short)."""
-    wb, state = _pair(), SessionState()
+    wb, state = tiny_pair(), SessionState()
     concept_actions.extract_both(wb, state, CS, "mean-diff", "last")
     llm, slm = wb.models["llm"], wb.models["slm"]
     llm.model.generation_config.eos_token_id = None

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_tiny, real_model
+from conftest import make_tiny, real_model, shared_prefix
 from steer_ui.concepts.contrast import from_preset
 from steer_ui.concepts.extraction import extract_concept
 from steer_ui.errors import EngineError
 from steer_ui.evaluation.textscore import scorer_for
 from steer_ui.models.loading import ModelSpec, load_model
 from steer_ui.steering import engines
+from steer_ui.steering.engines import llamacpp
 from steer_ui.steering.generation import Sampling, generate, rows_for
 from steer_ui.steering.scheduler import Scheduler
 
@@ -28,42 +29,24 @@ PROMPTS = ["Tell me about your weekend.", "Describe a walk in the park.", "What 
            "Write a note to a friend.", "Talk about your favourite meal.", "Describe your morning."]
 
 
-def _binding_or_skip():
-    try:
-        engines_llamacpp().binding()
-    except EngineError as exc:
-        pytest.skip(str(exc))
-
-
-def engines_llamacpp():
-    from steer_ui.steering.engines import llamacpp
-
-    return llamacpp
-
-
 @pytest.fixture(scope="module")
 def pair():
     """(llama.cpp model, torch model, happy-sad vector): the same bundled weights, fp32 on torch."""
     torch_lm = real_model(SMOL, "float32")
-    _binding_or_skip()
+    try:
+        llamacpp.binding()
+    except EngineError as exc:
+        pytest.skip(str(exc))
     fast = load_model(ModelSpec(SMOL, device="cpu", dtype="float32", engine="llamacpp"))
     assert engines.engine_of(fast) == "llamacpp", fast.engine_note
     return fast, torch_lm, extract_concept(torch_lm, from_preset("happy-sad", 8)).vector
-
-
-def _shared(lm, a: str, b: str) -> int:
-    ta, tb = (lm.tokenizer(t, add_special_tokens=False)["input_ids"] for t in (a, b))
-    n = 0
-    while n < min(len(ta), len(tb)) and ta[n] == tb[n]:
-        n += 1
-    return n
 
 
 @pytest.mark.real
 @pytest.mark.parametrize("x", [0.0, 0.4])
 def test_the_engines_agree_on_the_first_tokens_for_most_prompts(pair, x):
     fast, slow, v = pair
-    shared = [_shared(slow, generate(fast, p, v, [x], [15], Sampling(16))[0],
+    shared = [shared_prefix(slow, generate(fast, p, v, [x], [15], Sampling(16))[0],
                       generate(slow, p, v, [x], [15], Sampling(16))[0]) for p in PROMPTS]
     agree = sum(n >= 8 for n in shared)
     print(f"\nintensity {x}: leading tokens shared per prompt {shared}; {agree}/{len(PROMPTS)} share >= 8 of 16")
@@ -137,7 +120,6 @@ def test_auto_and_torch_choices(monkeypatch):
     tiny = make_tiny("llama")
     tiny.spec = ModelSpec("smollm2-135m", device="cpu", engine="torch")
     assert engines.engine_of(tiny) == "torch" and tiny.engine_note == ""
-    llamacpp = engines_llamacpp()
 
     def missing():
         raise EngineError("The llama.cpp engine needs llama-cpp-python (ImportError: no module).")
