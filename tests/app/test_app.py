@@ -269,13 +269,14 @@ def test_evaluate_endpoint_scores_the_sessions_vectors(transferred):
     from conftest import FIXTURES
 
     client, _, _ = transferred
-    table, plot1, plot2 = client.predict(dataset_v="sentiment (ours, A/B)", upload_v=handle_file(
+    table, plot1, plot2, files = client.predict(dataset_v="sentiment (ours, A/B)", upload_v=handle_file(
         str(FIXTURES / "ab_small.json")), task_v="ab", arms_v=["native", "transferred:ridge:happy-sad"],
         scaling_v="dev-sweep", grid_v="0, 0.5", limit_v=12, api_name="/evaluate")
     assert "| arm | vector | layer |" in table
     for arm in ("baseline", "native", "transferred:ridge:happy-sad"):
         assert f"| {arm} |" in table, table
     assert plot1 is not None and plot2 is not None
+    assert any(str(f).endswith("report.json") for f in files) and any(str(f).endswith(".html") for f in files)
 
 
 def test_stop_ends_a_long_generation_at_once(served, extracted):

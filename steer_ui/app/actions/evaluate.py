@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import tempfile
+from pathlib import Path
+
 import plotly.graph_objects as go
 
 from ...concepts.contrast import preset_ref
@@ -12,6 +16,7 @@ from ...evaluation.experiment import Arm
 from ...evaluation.fluency import fluency_warning
 from ...evaluation.textscore import scorer_for
 from ..pool import Pair
+from ..session_file import concept_of
 from ..state import SessionState
 from .steer import parse_intensities
 
@@ -52,6 +57,33 @@ def session_arms(wb: Pair, state: SessionState, kinds: list[str]) -> list:
 def evaluate(wb: Pair, state: SessionState, dataset: str, upload: str | None, task: str, kinds: list[str],
              scaling: str, intensities: str, limit: int, progress=None) -> tuple[str, go.Figure, go.Figure]:
     """Run the experiment on the session's own vectors; returns a table and two plots."""
+    result, metrics = run_experiment(wb, state, dataset, upload, task, kinds, scaling, intensities, limit, progress)
+    return _results_markdown(result, metrics[0]), *figures(result, metrics)
+
+
+def evaluate_for_download(wb: Pair, state: SessionState, dataset: str, upload: str | None, task: str,
+                          kinds: list[str], scaling: str, intensities: str, limit: int, progress=None,
+                          folder: str | Path | None = None) -> tuple[str, go.Figure, go.Figure, list[str]]:
+    """``evaluate``, plus the files to download: the result JSON and each plot as HTML
+    (PNG too where kaleido can render), in a fresh temporary folder unless ``folder``."""
+    result, metrics = run_experiment(wb, state, dataset, upload, task, kinds, scaling, intensities, limit, progress)
+    date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    name = f"evaluation-{concept_of(state)}-{task}-{date}-"
+    prefix = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="steer-ui-evaluation-"))
+    titles = {m: f"{TITLES[m]} (test split)" for m in metrics}
+    files = report.write(result, folder, task, prefix=prefix, titles=titles)
+    return _results_markdown(result, metrics[0]), *figures(result, metrics), [str(f) for f in files]
+
+
+def figures(result: dict, metrics: tuple[str, str]) -> list[go.Figure]:
+    """The two plots of a result, as the Evaluate tab shows them."""
+    return [report.curves_figure(result, m, f"{TITLES[m]} (test split)") for m in metrics]
+
+
+def run_experiment(wb: Pair, state: SessionState, dataset: str, upload: str | None, task: str, kinds: list[str],
+                   scaling: str, intensities: str, limit: int, progress=None) -> tuple[dict, tuple[str, str]]:
+    """The experiment's result dict and its two metrics (the table's first)."""
     grid = parse_intensities(intensities, limit=12)
     path = upload or str(ASSETS / TASK_FILES.get(dataset, dataset))
     arms = session_arms(wb, state, kinds)
@@ -70,8 +102,7 @@ def evaluate(wb: Pair, state: SessionState, dataset: str, upload: str | None, ta
         result = experiment.run(arms, items, grid, scaling, 0, texts, progress)
         metrics = ("accuracy", "p_match")
     result["vectors"] = {a.name: a.vector.name for a in arms if a.vector is not None}
-    return _results_markdown(result, metrics[0]), *[report.curves_figure(result, m, f"{TITLES[m]} (test split)")
-                                                    for m in metrics]
+    return result, metrics
 
 
 def _results_markdown(result: dict, key: str) -> str:

@@ -33,6 +33,8 @@ def layout() -> Parts:
     with gr.Row():
         e.plot1 = gr.Plot(label="The task's score against intensity (test split)")
         e.plot2 = gr.Plot(label="p(match) or perplexity against intensity (test split)")
+    e.files = gr.File(label="Download: the results (JSON) and both plots (HTML, PNG when it can be rendered)",
+                      file_count="multiple", interactive=False, elem_id="evaluate-files")
     return e
 
 
@@ -40,8 +42,9 @@ def wire(wb: ModelPool, ui: Parts) -> None:
     e = ui.evaluate
 
     def do_evaluate(st, dataset_v, upload_v, task_v, arms_v, scaling_v, grid_v, limit_v, progress=gr.Progress()):
-        return actions.evaluate(wb.pair(st.id), st, dataset_v, upload_v, task_v, list(arms_v or []), scaling_v, grid_v,
-                               int(limit_v or 60), progress=lambda f, m: progress(f, desc=m))
+        return actions.evaluate_for_download(wb.pair(st.id), st, dataset_v, upload_v, task_v, list(arms_v or []),
+                                             scaling_v, grid_v, int(limit_v or 60),
+                                             progress=lambda f, m: progress(f, desc=m))
 
     e.run.click(guard(do_evaluate), [ui.state, e.dataset, e.upload, e.task, e.arms, e.scaling, e.grid, e.limit],
-                [e.table, e.plot1, e.plot2], api_name="evaluate", show_progress_on=[e.table])
+                [e.table, e.plot1, e.plot2, e.files], api_name="evaluate", show_progress_on=[e.table])
