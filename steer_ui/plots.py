@@ -103,3 +103,29 @@ def lines(xs: Sequence[float], curves: Mapping[str, Sequence[float]], title: str
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=420,
                       legend={"orientation": "h", "y": -0.22, "x": 0}, margin={"l": 40, "r": 10, "t": 50, "b": 40})
     return fig
+
+
+def calibration_grid(layers: Sequence[int], intensities: Sequence[float], efficacy: np.ndarray, kl: np.ndarray,
+                     guard: float, chosen: tuple[int, float] | None, default: tuple[int, float] | None,
+                     title: str) -> go.Figure:
+    """Efficacy of every (layer, intensity) cell; broken cells (KL over ``guard``) crossed,
+    the chosen cell starred, the default ringed; hover shows efficacy and KL."""
+    xs = [f"{x:g}" for x in intensities]
+    hover = [[f"layer {i}, intensity {x}<br>efficacy {e:+.3f}<br>KL {k:.2f} nat/token"
+              + ("<br><b>broken</b>" if k > guard else "") for x, e, k in zip(xs, er, kr)]
+             for i, er, kr in zip(layers, efficacy, kl)]
+    top = float(np.nanmax(np.abs(efficacy))) or 1.0
+    fig = go.Figure(go.Heatmap(z=efficacy, x=xs, y=[str(i) for i in layers], text=hover, hoverinfo="text",
+                               colorscale="RdBu", reversescale=True, zmid=0, zmin=-top, zmax=top,
+                               colorbar={"title": "efficacy"}))
+    broken = [(x, str(i)) for i, kr in zip(layers, kl) for x, k in zip(xs, kr) if k > guard]
+    if broken:
+        fig.add_scatter(x=[b[0] for b in broken], y=[b[1] for b in broken], mode="markers", name="broken (KL)",
+                        marker={"symbol": "x", "size": 11, "color": "#444"}, hoverinfo="skip")
+    for cell, symbol, name in ((default, "circle-open", "default"), (chosen, "star", "chosen")):
+        if cell is not None and cell[0] in layers and cell[1] in intensities:
+            fig.add_scatter(x=[f"{cell[1]:g}"], y=[str(cell[0])], mode="markers", name=name,
+                            marker={"symbol": symbol, "size": 18, "color": "#111", "line": {"width": 2}})
+    fig.update_layout(title=title, xaxis_title="intensity (relative)", yaxis_title="layer", height=380,
+                      legend={"orientation": "h", "y": -0.25}, margin={"l": 40, "r": 10, "t": 50, "b": 40})
+    return fig

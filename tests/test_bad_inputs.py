@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from conftest import make_tiny  # noqa: E402
 from steer_ui.app.actions.steer import parse_intensities
+from steer_ui.app.session_file import read_session, save_session
 from steer_ui.concepts import contrast
 from steer_ui.concepts import files as formats
 from steer_ui.concepts.vectors import ConceptVector, extract
@@ -173,6 +174,25 @@ CASES = [
      lambda t: generate(LM, "the day", None, [0.0], sampling=Sampling(4, 0.7, 0.0))),
     ("out of memory in a forward pass", "any model work", ResourceError, "Out of memory while recording",
      lambda t: _out_of_memory()),
+    ("session file: not a zip", "Models tab: Restore session", VectorError, "not a steer-ui session file (not a zip)",
+     lambda t: read_session(write(t, "s.zip", b"PK? not really" * 40))),
+    ("session file: zip without its manifest", "Models tab: Restore session", VectorError, "lacks manifest.json",
+     lambda t: read_session(_session_zip(t, lambda m: m.pop("manifest.json")))),
+    ("session file: another format version", "Models tab: Restore session", VectorError,
+     "session format version 2; this steer-ui reads version 1", lambda t: read_session(_session_zip(t, _version_2))),
+    ("session file: a vector changed inside", "Models tab: Restore session", VectorError, "does not match its checksum",
+     lambda t: read_session(_session_zip(t, lambda m: m.update({"vectors/0.safetensors": b"x" * 64})))),
+    ("session file over the size cap", "Models tab: Restore session", VectorError, "over the 64 MiB upload cap",
+     lambda t: read_session(_sparse(t / "big.zip", max_upload_bytes() + 1))),
+    ("bad --vector spec", "generate --vector FILE[:INTENSITY][@LAYERS]", IntensityError,
+     "intensity 'abc' is not a number", lambda t: _vector_spec("v.safetensors:abc")),
+    ("composing vectors of different models", "Steer tab: Compose / generate --vector", VectorError,
+     "Vector 'foreign' was made for other-model", lambda t: _compose_foreign()),
+    ("bad layer text", "Steer tab: Steer at layer(s)", LayerError, "is not a layer, a range like 10-14",
+     lambda t: _steer_layers("ten")),
+    ("arithmetic across models", "Concept tab: vector arithmetic", VectorError, "do not add up",
+     lambda t: _arithmetic_across_models()),
+    ("empty chat message", "Steer tab: Chat", SteerError, "Type a message to send", lambda t: _empty_chat()),
 ]
 
 
@@ -206,6 +226,74 @@ def _out_of_memory():
     from steer_ui.concepts.recording import record
 
     record(lm, ["the day", "the night"], "last")
+
+
+def _session_zip(tmp: Path, edit) -> Path:
+    """A session file of one vector, its members changed by ``edit(members)``."""
+    import zipfile
+
+    from steer_ui.app.state import SessionState
+
+    state = SessionState()
+    state.add("uploaded:v", vec())
+    path, _ = save_session(state, tmp / "saved.zip", {"slm": "tiny-llama"}, {})
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    edit(members)
+    with zipfile.ZipFile(tmp / "s.zip", "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    return tmp / "s.zip"
+
+
+def _version_2(members: dict) -> None:
+    members["manifest.json"] = json.dumps({**json.loads(members["manifest.json"]), "format_version": 2}).encode()
+
+
+def _sparse(path: Path, size: int) -> Path:
+    with open(path, "wb") as f:
+        f.truncate(size)  # no bytes written: the size check must refuse it before reading
+    return path
+
+
+def _vector_spec(text: str):
+    from steer_ui.app.cli_generate import parse_vector_spec
+
+    return parse_vector_spec(text)
+
+
+def _compose_foreign():
+    from dataclasses import replace
+
+    from steer_ui.steering.hooks import Push
+
+    foreign = replace(vec(d=100, model="other-model"), name="foreign")
+    generate(LM, "the day", vec(), [0.4], sampling=Sampling(2), extra=[Push(foreign, 0.2)])
+
+
+def _steer_layers(text: str):
+    from steer_ui.app.actions.steer import steer_layers
+
+    return steer_layers(text, {"slm": 1})
+
+
+def _arithmetic_across_models():
+    from steer_ui.app.actions.concept import combine_vectors
+    from steer_ui.app.state import SessionState
+
+    state = SessionState()
+    state.add("uploaded:a", vec())
+    state.add("uploaded:b", vec(d=100, model="other-model"))
+    combine_vectors(state, "uploaded:a", 1.0, "uploaded:b", -1.0)
+
+
+def _empty_chat():
+    import threading
+
+    from steer_ui.app.actions.chat import ChatSteer, chat_turn
+    from steer_ui.app.state import SessionState
+
+    next(chat_turn(None, SessionState(), "  ", [], [], ChatSteer(), "", Sampling(), threading.Event()))
 
 
 @pytest.mark.parametrize("name,where,error,pattern,call", CASES, ids=[c[0] for c in CASES])

@@ -8,6 +8,9 @@ import sys
 
 from ..errors import SteerError
 from ..models import zoo
+from ..steering.layer_text import parse_layers
+from .cli_explore import calibrate_args, cmd_calibrate, cmd_lens, lens_args
+from .cli_generate import cmd_generate, generate_args
 from .flags import model_flags, server_flags, spec
 
 
@@ -37,27 +40,6 @@ def cmd_extract(args) -> None:
         print(f"letter direction share (cosine with '(A)-(B)') at layer {v.default_layer}: "
               f"{ex.letter_cosine[v.default_layer]:.2f}")
     print(f"wrote {args.out}")
-
-
-def cmd_generate(args) -> None:
-    from ..concepts.files import load_vector
-    from ..models.loading import load_model
-    from ..steering.generation import Sampling, generate
-
-    lm = load_model(spec(args, args.model))
-    v = load_vector(args.vector, lm.n_layers, lm.hidden_size)
-    layers = _parse_layers(args.layer) if args.layer else None
-    sampling = Sampling(args.max_new_tokens, args.temperature, args.top_p, args.seed)
-    plain, steered = generate(lm, args.prompt, v, [0.0, args.intensity], layers, sampling,
-                              mode=args.mode, positions=args.positions)
-    from ..steering.engines import describe, scheduler_for
-    from ..steering.generation import rows_for
-
-    layer = layers if layers is not None else v.default_layer
-    ran = scheduler_for(lm, rows_for(v, [args.intensity], layers, args.mode), args.positions)
-    engine = "llama.cpp" if ran is lm.llama_scheduler else "torch" + (" (fallback)" if lm.engine == "llamacpp" else "")
-    print(f"--- unsteered ---\n{plain}\n--- steered ({v.name}, layer {layer}, "
-          f"intensity {args.intensity:g} {args.mode}) ---\n{steered}\n--- engine: {engine}; {describe(lm)} ---")
 
 
 def cmd_transfer(args) -> None:
@@ -144,7 +126,7 @@ def cmd_export(args) -> None:
         from ..steering.hooks import as_raw
 
         v = as_raw(load_model(spec(args, args.model or v.model)), v, args.intensity)
-    layers = _parse_layers(args.layer) if args.layer else None
+    layers = parse_layers(args.layer)
     export_gguf(v, args.gguf, hint, layers)
     written = gguf_layers(v, layers)
     scale = "" if args.intensity is None else f"; strength 1.0 = our relative intensity {args.intensity:g}"
@@ -170,17 +152,6 @@ def cmd_import(args) -> None:
           f"wrote {args.out}")
 
 
-def _parse_layers(text: str) -> list[int]:
-    """"12", "10-14" or "8,12,16" -> list of layer indices."""
-    try:
-        if "-" in text.strip("-"):
-            lo, hi = text.split("-", 1)
-            return list(range(int(lo), int(hi) + 1))
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise SteerError(f"--layer {text!r} is not a layer, a range like 10-14, or a list like 8,12.") from None
-
-
 def _extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--pairs", required=True, help="preset name or file, two-list JSON, or A/B (CAA) file")
@@ -188,20 +159,6 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--position", default="last", choices=["last", "mean"])
     p.add_argument("--limit", type=int, help="use only the first N pairs/items")
     p.add_argument("--out", required=True, help="output .safetensors file")
-
-
-def _generate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True)
-    p.add_argument("--vector", required=True)
-    p.add_argument("--layer", help="layer, range 10-14 or list 8,12 (default: the vector's)")
-    p.add_argument("--intensity", type=float, required=True)
-    p.add_argument("--mode", default="relative", choices=["relative", "raw", "adaptive"])
-    p.add_argument("--positions", default="all", choices=["all", "generated"])
-    p.add_argument("--prompt", required=True)
-    p.add_argument("--max-new-tokens", type=int, default=48)
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
 
 
 def _transfer_args(p: argparse.ArgumentParser) -> None:
@@ -267,12 +224,16 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 COMMANDS = [
     ("models", "list bundled models: installed? cached?", None, cmd_models, ()),
     ("extract", "extract a concept vector from contrast prompts", _extract_args, cmd_extract, ("model",)),
-    ("generate", "unsteered and steered output, labelled", _generate_args, cmd_generate, ("model",)),
+    ("generate", "unsteered and steered output, labelled (vectors compose)", generate_args, cmd_generate,
+     ("model",)),
     ("transfer", "carry a concept vector from the LLM into the SLM", _transfer_args, cmd_transfer, ("model",)),
     ("experiment", "arms x intensities on a dataset, dev/test split, report", _experiment_args, cmd_experiment,
      ("model",)),
     ("export", "vector file -> llama.cpp GGUF control vector", _export_args, cmd_export, ("model",)),
     ("import", "llama.cpp/repeng GGUF control vector -> vector file", _import_args, cmd_import, ("model",)),
+    ("lens", "the tokens a vector promotes and suppresses, per layer (logit lens)", lens_args, cmd_lens, ("model",)),
+    ("calibrate", "sweep layers x intensities; print the best unbroken layer and intensity", calibrate_args,
+     cmd_calibrate, ("model",)),
     ("serve", "the UI and the OpenAI-compatible API on one server (--no-ui: the API only)", _serve_args,
      cmd_serve, ("model", "server")),
 ]

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from ..concepts.vectors import ConceptVector
 from ..errors import IntensityError
-from .hooks import MODES, Push, check_intensities, row_vectors
+from .hooks import MODES, Push, check_intensities, check_pushes, row_vectors
 from .engines import scheduler_for
 from .scheduler import Sampling, eos_ids
 
-__all__ = ["Sampling", "Stats", "generate", "rows_for", "stream"]
+__all__ = ["Push", "Sampling", "Stats", "generate", "layers_label", "push_label", "rows_for", "stream"]
 
 
 @dataclass
@@ -35,29 +35,55 @@ class Stats:
         return max(self.tokens, default=0) / self.seconds if self.seconds > 0 else 0.0
 
 
-def rows_for(vector, intensities: Sequence[float], layers=None, mode: str = "relative") -> list[tuple[Push, ...]]:
+def rows_for(vector, intensities: Sequence[float], layers=None, mode: str = "relative",
+             extra: Sequence[Push] = ()) -> list[tuple[Push, ...]]:
     """The scheduler rows of a comparison: one per intensity, each steered by ``vector``
-    (or one vector per row; None or intensity 0: unsteered) at ``layers``."""
+    (or one vector per row; None or intensity 0: no push of its own) at ``layers``.
+
+    ``extra`` pushes (composition) are added to every row that has a vector, even at
+    intensity 0; a row whose vector is None stays unsteered."""
     values = check_intensities(intensities)
     layer_tuple = None if layers is None else ((layers,) if isinstance(layers, int) else tuple(layers))
-    return [(Push(v, x, layer_tuple, mode),) if v is not None and x else ()
-            for v, x in zip(row_vectors(vector, len(values)), values)]
+    rows = []
+    for v, x in zip(row_vectors(vector, len(values)), values):
+        own = (Push(v, x, layer_tuple, mode),) if v is not None and x else ()
+        rows.append(own + tuple(extra) if v is not None else ())
+    return rows
+
+
+def push_label(p: Push) -> str:
+    """"joy +0.40 at layer 12": what one push adds, for status lines and the CLI."""
+    layers = p.vector.default_layer if p.layers is None else list(p.layers)
+    return f"{p.vector.name} {p.intensity:+.2f} at {layers_label(layers)}"
+
+
+def layers_label(layers) -> str:
+    """"layer 12", "layers 10-14" or "layers 8, 12"."""
+    items = [layers] if isinstance(layers, int) else sorted(set(layers))
+    if len(items) == 1:
+        return f"layer {items[0]}"
+    if items == list(range(items[0], items[-1] + 1)):
+        return f"layers {items[0]}-{items[-1]}"
+    return "layers " + ", ".join(str(i) for i in items)
 
 
 def stream(lm, prompt: str, vector: ConceptVector | None, intensities: Sequence[float], layers=None,
            sampling: Sampling = Sampling(), mode: str = "relative", positions: str = "all",
            stop: threading.Event | None = None, chat: bool = True,
-           stats: list[Stats] | None = None, on_wait=None) -> Iterator[list[str]]:
+           stats: list[Stats] | None = None, on_wait=None, extra: Sequence[Push] = ()) -> Iterator[list[str]]:
     """Yield the texts of all rows (one per intensity) each time a token is added.
 
     ``stop`` (the user's Stop) ends it at the next token and may be shared by several
     generations; a generation that ends never sets it, so it cannot cut the others
     short. ``stats``, when given, receives this generation's ``Stats`` at the end.
     ``on_wait()`` is called (and empty texts yielded) while the model's batch is full.
+    ``extra``: pushes added to every row that has a vector (composition, see ``rows_for``).
     """
     if mode not in MODES:
         raise IntensityError(f"Unknown intensity mode {mode!r}: use {', '.join(MODES)}.")
-    rows = rows_for(vector, intensities, layers, mode)
+    if extra:  # checked here, so a misfit is reported even when no row has a vector
+        check_pushes(lm, [tuple(extra)])
+    rows = rows_for(vector, intensities, layers, mode, extra)
     own = threading.Event()  # this consumer's rows only
     stops = (own,) if stop is None else (own, stop)
     ticket = scheduler_for(lm, rows, positions).submit(lm.chat(prompt) if chat else prompt, rows, sampling,

@@ -80,3 +80,42 @@ def _metadata(path: str) -> dict:
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
         return json.loads(json.loads(f.read(n))["__metadata__"]["steer_ui"])
+
+
+# ---------- vector arithmetic: a·A + b·B as a new SLM vector ----------
+
+def test_arithmetic_makes_a_named_vector_with_its_provenance():
+    import torch
+
+    state = SessionState()
+    slm = make_tiny("llama")
+    a = random_vector(slm, "joy", layer=2)
+    b = replace(random_vector(slm, "calm", layer=1), directions=torch.ones(slm.n_layers, slm.hidden_size))
+    state.add("uploaded:joy", a), state.add("uploaded:calm", b)
+    kind, message = concept_actions.combine_vectors(state, "uploaded:joy", 1.0, "uploaded:calm", -0.5, "joy-calm")
+    v = state.vector("slm", kind)
+    assert kind == "arithmetic:joy-calm" and kind in state.vector_kinds()  # listed with every other vector
+    assert torch.allclose(v.directions, a.directions - 0.5 * b.directions)
+    assert (v.name, v.method, v.default_layer, v.model) == ("joy-calm", "arithmetic", 2, slm.name)
+    assert v.provenance == {"arithmetic": "1·uploaded:joy - 0.5·uploaded:calm",
+                            "from": ["uploaded:joy", "uploaded:calm"]}
+    assert message.startswith("made **arithmetic:joy-calm** = 1·uploaded:joy - 0.5·uploaded:calm")
+    assert a.provenance == {} and a.name == "joy"  # the inputs are untouched (vectors are immutable)
+
+
+def test_arithmetic_refuses_vectors_of_different_models_and_zero_weights():
+    import torch
+
+    from steer_ui.errors import VectorError
+
+    state = SessionState()
+    slm = make_tiny("llama")
+    state.add("uploaded:mine", random_vector(slm))
+    state.add("uploaded:big", vectors.ConceptVector(torch.randn(3, 100), "other-model", name="big"))
+    with pytest.raises(VectorError, match=r"'uploaded:mine' was made for tiny-llama \(3 layers x 32\) and "
+                                          r"'uploaded:big' for other-model \(3 x 100\)"):
+        concept_actions.combine_vectors(state, "uploaded:mine", 1, "uploaded:big", 1)
+    with pytest.raises(SteerError, match="Both weights are 0"):
+        concept_actions.combine_vectors(state, "uploaded:mine", 0, "uploaded:mine", 0)
+    with pytest.raises(SteerError, match="Pick vectors A and B"):
+        concept_actions.combine_vectors(state, "uploaded:mine", 1, None, 1)

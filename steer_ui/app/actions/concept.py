@@ -13,7 +13,8 @@ from ...concepts import contrast
 from ...concepts.extraction import Extraction, extract_concept
 from ...concepts.files import export_gguf, import_gguf, load_vector, save_vector
 from ...concepts.vectors import extract
-from ...errors import ContrastError, SteerError
+from ...errors import ContrastError, SteerError, VectorError
+from ...steering.hooks import check_intensities
 from ..pool import ROLES, Pair
 from ..state import SessionState
 
@@ -145,3 +146,25 @@ def publish_vector(state: SessionState, store, choice: str, name: str):
         raise SteerError(f"Pick a vector to publish (one of: {', '.join(state.files()) or 'none yet'}).")
     v = state.vector(role.lower(), kind)
     return store.publish((name or "").strip() or v.name, v, "ui")
+
+
+def combine_vectors(state: SessionState, a_kind: str, a_weight: float, b_kind: str, b_weight: float,
+                    name: str = "") -> tuple[str, str]:
+    """a·A + b·B of two SLM vectors of this session, kept as a new one named ``name``
+    (its layer is A's); returns its name in the lists and a line saying what it is."""
+    if not a_kind or not b_kind:
+        raise SteerError(f"Pick vectors A and B (one of: {', '.join(state.vector_kinds()) or 'none yet'}).")
+    a, b = state.vector("slm", a_kind), state.vector("slm", b_kind)
+    if a.model != b.model or a.directions.shape != b.directions.shape:
+        raise VectorError(f"{a_kind!r} was made for {a.model} ({a.n_layers} layers x {a.hidden_size}) and "
+                          f"{b_kind!r} for {b.model} ({b.n_layers} x {b.hidden_size}): vectors of different "
+                          "models do not add up. Transfer one into the other's model first.")
+    wa, wb = check_intensities([a_weight, b_weight])
+    if not wa and not wb:
+        raise SteerError("Both weights are 0: the result would be no direction at all. Give a or b a value.")
+    formula = f"{wa:g}·{a_kind} {'+' if wb >= 0 else '-'} {abs(wb):g}·{b_kind}"
+    name = (name or "").strip() or f"{a.name}{'+' if wb >= 0 else '-'}{b.name}"
+    v = replace(a * wa + b * wb, name=name, method="arithmetic", separability=(), prompts_hash="",
+                default_layer=a.default_layer, provenance={"arithmetic": formula, "from": [a_kind, b_kind]})
+    kind = state.add(f"arithmetic:{name}", v)
+    return kind, f"made **{kind}** = {formula}, for {v.model}, default layer {v.default_layer}"

@@ -58,10 +58,16 @@ def to_sampling(max_new, temperature, top_p, seed) -> Sampling:
     return Sampling(int(max_new), float(temperature), float(top_p), int(seed))
 
 
+# Vector pickers that only list the session's SLM vectors and keep their choice: the two
+# Compose rows (Steer tab), arithmetic's A and B (Concept tab). ``ui.lists`` ends with them.
+PICKERS = 4
+
+
 def lists(st: SessionState, steer_value: str | None = None) -> tuple:
-    """Updates of every list built from the session: steer vector, arms, download, remove."""
+    """Updates of every list built from the session: steer vector, arms, download, remove,
+    then the ``PICKERS`` vector pickers."""
     kinds, files = st.vector_kinds(), st.files()
     value = steer_value if steer_value in kinds else (kinds[0] if kinds else None)
     return (gr.update(choices=kinds, value=value), gr.update(choices=kinds, value=kinds),
             gr.update(choices=files, value=files[0] if files else None),
-            gr.update(choices=list(st.extra), value=None))
+            gr.update(choices=list(st.extra), value=None), *[gr.update(choices=kinds)] * PICKERS)

@@ -39,7 +39,7 @@ def layout(wb: ModelPool) -> Parts:
                 n = wb.models[role].n_layers if role in wb.models else 2
                 with gr.Row():
                     c.sliders[role] = gr.Slider(0, max(n - 1, 1), value=n // 2, step=1, buttons=[], scale=5,
-                                                label=f"{role.upper()} layer (view and steer)", elem_id=f"layer-{role}")
+                                                label=f"{role.upper()} layer (view; steer, unless the Steer tab names layers)", elem_id=f"layer-{role}")
                     with gr.Column(scale=0, min_width=110):
                         c.bests[role] = gr.Button("↺ best layer", size="sm")
                 c.pcas[role] = gr.Plot(label=f"{role.upper()}: PCA of the contrast prompts", elem_id=f"pca-{role}")
@@ -59,6 +59,15 @@ def layout(wb: ModelPool) -> Parts:
                                         placeholder="happy-sad", scale=3)
             c.publish = gr.Button("Publish to the API", scale=1)
         c.files_status = gr.Markdown(elem_id="files-status")
+    with gr.Accordion("Vector arithmetic: a·A + b·B as a new SLM vector", open=False):
+        with gr.Row():
+            c.arith_a = gr.Dropdown([], value=None, allow_custom_value=True, label="A", elem_id="arith-a")
+            c.arith_wa = gr.Number(value=1.0, label="a", elem_id="arith-wa")
+            c.arith_b = gr.Dropdown([], value=None, allow_custom_value=True, label="B", elem_id="arith-b")
+            c.arith_wb = gr.Number(value=-1.0, label="b", elem_id="arith-wb")
+            c.arith_name = gr.Textbox(value="", label="Name", placeholder="e.g. joy-minus-calm", elem_id="arith-name")
+            c.arith = gr.Button("Make it", elem_id="arith-make")
+        c.arith_status = gr.Markdown(elem_id="arith-status")
     return c
 
 
@@ -130,5 +139,11 @@ def wire(wb: ModelPool, ui: Parts) -> None:
 
     c.publish.click(guard(do_publish), [state, c.download, c.publish_name], c.files_status,
                     api_name="publish_vector", show_progress_on=[c.files_status])
+    def do_arith(st, a_v, wa_v, b_v, wb_v, name_v, kind_v):
+        _, message = actions.combine_vectors(st, a_v, wa_v, b_v, wb_v, name_v)
+        return (st, message, *lists(st, kind_v))
+
+    c.arith.click(guard(do_arith), [state, c.arith_a, c.arith_wa, c.arith_b, c.arith_wb, c.arith_name, ui.steer.kind],
+                  [state, c.arith_status, *ui.lists], api_name="vector_arithmetic", show_progress_on=[c.arith_status])
     c.remove_btn.click(guard(do_remove), [state, c.remove, ui.steer.kind], [state, c.files_status, *ui.lists],
                        api_name="remove_vector", show_progress_on=[c.files_status])
