@@ -21,7 +21,8 @@ import time
 import traceback
 from pathlib import Path
 
-BENCHES = ["overhead", "batching", "extraction", "reuse", "startup", "scoring", "interop", "server", "engine"]
+BENCHES = ["overhead", "batching", "extraction", "reuse", "startup", "scoring", "interop", "server", "engine",
+           "calibration"]
 HERE = Path(__file__).resolve().parent
 
 

@@ -3,8 +3,8 @@ headless Chromium (Debian's, through Playwright), driven through a short demo.
 
     .venv/bin/python scripts/screenshots.py OUT_DIR [--widths 1400,1000] [--llm qwen2.5-0.5b]
 
-Flow: open the app, extract happy-sad (8 pairs) in both models, transfer it (ridge),
-steer Both models, run a small evaluation; after each step the tab is captured at every
+Flow: open the app, extract happy-sad (8 pairs) in both models, draw its heatmap, lens and
+calibration (Explore), transfer it (ridge), steer Both models and chat, run a small evaluation; after each step the tab is captured at every
 width (``OUT_DIR/<step>-<width>.png``), full page.
 """
 
@@ -63,12 +63,23 @@ def main() -> int:
         page.set_default_timeout(600_000)
         page.goto(url, wait_until="load")
         page.get_by_role("tab", name="Models").click()
+        page.get_by_role("button", name="Session: save / restore").first.click()
         shoot(page, out, "1-models", widths)
         page.get_by_role("tab", name="Concept").click()
         page.get_by_label("Max pairs (0 = all)").fill("8")
         page.get_by_role("button", name="Extract in both models").click()
         wait_idle(page)
         shoot(page, out, "2-concept", widths)
+        page.get_by_role("tab", name="Explore").click()
+        page.get_by_role("button", name="Draw heatmap").click()
+        wait_idle(page)
+        page.get_by_role("button", name="Logit lens").first.click()
+        page.get_by_role("button", name="Read the lens").click()
+        wait_idle(page)
+        page.get_by_role("button", name="Calibrate: which layer").first.click()
+        page.get_by_role("button", name="Calibrate", exact=True).click()
+        wait_idle(page)
+        shoot(page, out, "2b-explore", widths)
         page.get_by_role("tab", name="Transfer").click()
         page.get_by_role("button", name="Transfer", exact=True).click()
         wait_idle(page)
@@ -77,8 +88,11 @@ def main() -> int:
         page.get_by_label("Both").check()
         page.get_by_role("button", name="Generate", exact=True).click()
         wait_idle(page)
-        for name in ("Compare SLM vectors", "Sweep"):
+        for name in ("Compare SLM vectors", "Sweep", "Compose", "Chat"):
             page.get_by_role("button", name=name).first.click()
+        page.locator("#chat-message textarea").fill("Hi! What should I cook tonight?")
+        page.get_by_role("button", name="Send").click()
+        wait_idle(page)
         shoot(page, out, "4-steer", widths)
         page.get_by_role("tab", name="Evaluate").click()
         page.get_by_label("Max items / prompts").fill("20")

@@ -36,6 +36,9 @@ from steer_ui.errors import (
     TransferError,
     VectorError,
 )
+from steer_ui.concepts.heatmap import token_heatmap
+from steer_ui.concepts.lens import vector_lens
+from steer_ui.evaluation import calibration
 from steer_ui.evaluation import scoring as evaluation
 from steer_ui.evaluation.experiment import split_items
 from steer_ui.models import zoo
@@ -193,7 +196,32 @@ CASES = [
     ("arithmetic across models", "Concept tab: vector arithmetic", VectorError, "do not add up",
      lambda t: _arithmetic_across_models()),
     ("empty chat message", "Steer tab: Chat", SteerError, "Type a message to send", lambda t: _empty_chat()),
+    ("Calibrate with no concept extracted", "Explore tab: Calibrate", ContrastError,
+     "Extract a concept in the SLM first", lambda t: _explore_without_concept()),
+    ("one neutral prompt for Calibrate", "Explore tab: Calibrate / calibrate --prompts", ContrastError,
+     "needs at least 2 neutral prompts", lambda t: calibration.check_grid(LM, ["just one"], [1], [0.4])),
+    ("calibration grid over the cap", "Explore tab: Calibrate / calibrate --layers --intensities", IntensityError,
+     "more than the cap of 64", lambda t: calibration.check_grid(_thirty_layers(), ["a", "b"], list(range(30)), [0.1, 0.2, 0.3])),
+    ("heatmap text longer than the context", "Explore tab: Token heatmap", ContrastError,
+     "tokens long, more than the model's context",
+     lambda t: token_heatmap(LM, "the day " * 100, vec(), 1, torch.zeros(2, 3, 32), torch.ones(2, 3, 32))),
+    ("logit lens of another model's vector", "Explore tab: Logit lens / lens --vector", VectorError,
+     "was made for", lambda t: vector_lens(LM, vec(d=16))),
 ]
+
+
+def _thirty_layers():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name="a 30-layer model", n_layers=30)  # the grid check reads only these
+
+
+def _explore_without_concept():
+    from conftest import tiny_pair
+    from steer_ui.app.actions.explore import calibrate
+    from steer_ui.app.state import SessionState
+
+    return calibrate(tiny_pair(), SessionState(), "slm", "native", "a\nb", "", "0.4", 1.0)
 
 
 def _without_cuda(fn):

@@ -45,6 +45,7 @@ class Cell:
     efficacy: float  # score - the unsteered texts' score
     kl: float  # mean per-token KL(steered || unsteered), nats
     broken: bool = False
+    per_prompt: tuple[float, ...] = ()  # the score of each prompt's text (for paired CIs)
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,10 @@ def measure(lm, vector: ConceptVector, scorer: Scorer, prompts: Sequence[str],
     cells = []
     for k, (layer, x) in enumerate(settings):
         rows = [r[k] for r in rollouts]  # this setting's rollout of every prompt
-        score = float(np.mean(scorer(_decode(lm, rows))))
+        scores = [float(v) for v in scorer(_decode(lm, rows))]
         kl = _mean_kl(lm, vector, texts, rows, layer, x)
-        cells.append(Cell(layer, x, score, score - base, kl, kl > guard))
+        cells.append(Cell(layer, x, float(np.mean(scores)), float(np.mean(scores)) - base, kl, kl > guard,
+                          tuple(scores)))
     return base, cells
 
 
