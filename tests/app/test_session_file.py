@@ -217,6 +217,7 @@ def test_restore_outputs_every_list_and_the_steer_settings():
     by_label = {b._id: getattr(b, "label", None) for b in demo.blocks.values()}
     labels = [by_label[i] for i in restore["outputs"]]
     assert "SLM vector" in labels and "Prompt" in labels and "Seed" in labels
+    assert {"Steer at layer(s)", "System prompt (empty = none)", "Raw completion (no chat template)"} <= set(labels)
     upload = next(d for d in deps if d["api_name"] == "upload_vector")  # it refreshes every list too
     assert set(upload["outputs"][2:]) <= set(restore["outputs"])
     assert restore["outputs"][-len(KEYS):] == save["inputs"][1:] and len(save["inputs"]) == 1 + len(KEYS)
@@ -232,3 +233,5 @@ def test_a_saved_setting_goes_back_only_where_the_component_accepts_it():
     assert "value" not in _setting_update(radio, "sideways") and "value" not in _setting_update(radio, None)
     assert _setting_update(slider, 9)["value"] == 2 and "value" not in _setting_update(slider, "lots")
     assert _setting_update(gr.Textbox(), "hello")["value"] == "hello"
+    assert _setting_update(gr.Checkbox(), True)["value"] is True
+    assert "value" not in _setting_update(gr.Checkbox(), "yes")

@@ -14,7 +14,8 @@ from ..pool import ROLES, ModelPool
 from .common import facts_table, guard, lists, slider_for, to_sampling
 
 # The Steer tab's settings a session file keeps, in the order of ``_steer_settings``.
-SETTINGS = ("prompt", "intensity", "mode", "positions", "max_new_tokens", "temperature", "top_p", "seed")
+SETTINGS = ("prompt", "intensity", "mode", "positions", "max_new_tokens", "temperature", "top_p", "seed",
+            "target", "layers", "system", "raw")
 
 POOL_HEADERS = ["model", "family", "memory", "dtype", "sessions using it", "start pair"]
 
@@ -93,7 +94,7 @@ def wire(wb: ModelPool, ui: Parts) -> None:
 def _steer_settings(ui: Parts) -> list:
     """The Steer tab's components a session file keeps, in the order of ``SETTINGS``."""
     s = ui.steer
-    return [s.prompt, s.intensity, s.mode, s.positions, *s.sampling]
+    return [s.prompt, s.intensity, s.mode, s.positions, *s.sampling, s.target, s.layers, s.system, s.raw]
 
 
 def _wire_session(wb: ModelPool, ui: Parts) -> None:
@@ -119,6 +120,8 @@ def _setting_update(component, value):
     must not break the Steer tab): a known radio choice, a number within a slider."""
     if value is None:
         return gr.update()
+    if isinstance(component, gr.Checkbox):
+        return gr.update(value=value) if isinstance(value, bool) else gr.update()
     if isinstance(component, gr.Radio):
         return gr.update(value=value) if value in [c[1] for c in component.choices] else gr.update()
     if isinstance(component, (gr.Slider, gr.Number)):
