@@ -80,13 +80,13 @@ class Calibration:
         vs = (f"the default (layer {d.layer}, {d.intensity:g}) moves it {d.efficacy:+.3f} at KL {d.kl:.2f}"
               + (" and is broken" if d.broken else ""))
         if self.chosen is None:
-            return (f"No unbroken cell moved the {self.scorer} score up ({broken} of {len(self.cells)} cells "
+            return (f"No unbroken cell moved the {self.scorer} up ({broken} of {len(self.cells)} cells "
                     f"broke the {self.guard:g} nat/token guard); {vs}. Try other layers or lower intensities.")
         c = self.chosen
-        return (f"Chose layer {c.layer}, intensity {c.intensity:g}: the {self.scorer} score goes from "
+        return (f"Chose layer {c.layer}, intensity {c.intensity:g}: the {self.scorer} goes from "
                 f"{self.baseline:.3f} unsteered to {c.score:.3f} ({c.efficacy:+.3f}) at KL {c.kl:.2f} nat/token, "
-                f"the most effective of the {len(self.cells) - broken} cells under the {self.guard:g} guard "
-                f"({broken} broken); {vs}. {len(self.prompts)} prompts, {self.seconds:.0f} s.")
+                f"the most effective {'cell' if c in self.cells else 'setting (the default)'} under the "
+                f"{self.guard:g} nat/token guard ({broken} of {len(self.cells)} cells broken); {vs}. {len(self.prompts)} prompts, {self.seconds:.0f} s.")
 
 
 def default_layers(n_layers: int, step: int | None = None) -> list[int]:
@@ -133,7 +133,8 @@ def calibrate(lm, vector: ConceptVector, scorer: Scorer, scorer_name: str, promp
                               max_new_tokens, guard, progress)
     grid = cells[: len(settings)]
     default_cell = cells[settings.index(default)] if default in settings else cells[-1]
-    fine = [c for c in grid if not c.broken and c.efficacy > 0]
+    # The default is a candidate too: calibration never chooses worse than it on its own prompts.
+    fine = [c for c in grid + [default_cell] if not c.broken and c.efficacy > 0]
     chosen = max(fine, key=lambda c: (round(c.efficacy, 6), -c.kl)) if fine else None
     return Calibration(lm.name, vector.name, scorer_name, prompts, baseline, grid, chosen, default_cell,
                        guard, time.perf_counter() - start)

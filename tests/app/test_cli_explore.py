@@ -69,7 +69,7 @@ def test_calibrate_prints_the_grid_and_the_chosen_cell(vector):
                          "--intensities", "0.2,0.5", "--n-prompts", "2", "--max-new-tokens", "8"])
     assert rc == 0, err
     assert re.search(r"^\s+9 .*\n\s+21 ", out, re.M), out
-    assert "happy-sad sentiment score" in out
+    assert "happy-sad sentiment score" in out and "score score" not in out
     last = out.strip().splitlines()[-1]
     assert re.fullmatch(r"chosen: layer (9|21) intensity (0\.2|0\.5)|chosen: none", last), out
 

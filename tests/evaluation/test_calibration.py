@@ -58,7 +58,7 @@ def test_calibrate_picks_the_most_effective_unbroken_cell():
     result = cal.calibrate(lm, v, _length, "length", PROMPTS, [1, 2], [0.25, 0.5, 4.0], max_new_tokens=6, guard=0.5)
     assert len(result.cells) == 6
     assert all(c.broken == (c.kl > 0.5) for c in result.cells)
-    fine = [c for c in result.cells if not c.broken and c.efficacy > 0]
+    fine = [c for c in result.cells + [result.default] if not c.broken and c.efficacy > 0]
     if fine:
         assert result.chosen == max(fine, key=lambda c: (round(c.efficacy, 6), -c.kl))
         assert f"layer {result.chosen.layer}" in result.reason()
