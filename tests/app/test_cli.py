@@ -56,7 +56,7 @@ def test_models_lists_bundled_names_with_installed_state(capsys):
     assert cli.main(["models"]) == 0
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
-    assert len(lines) == len(zoo.BUNDLED) == 3
+    assert len(lines) == len(zoo.BUNDLED) == 4
     for name, line in zip(zoo.BUNDLED, lines):
         assert line.split()[0] == name
         assert "cached:" in line
@@ -122,7 +122,8 @@ def _generate_args(vector, *extra):
 BAD = {
     "unknown model": (lambda p, f: ["extract", "--model", "nope", "--pairs", "happy-sad", "--limit", "2",
                                     "--out", str(p.parent / "x.safetensors")],
-                      ["Unknown bundled model 'nope'", "smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b"]),
+                      ["Unknown bundled model 'nope'", "smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b",
+                       "gemma3-270m"]),
     "unknown preset": (lambda p, f: ["extract", "--model", SMOL, "--pairs", "happy-sadd", "--out",
                                      str(p.parent / "x.safetensors")],
                        ["'happy-sadd'", "neither a preset", "happy-sad"]),

