@@ -89,8 +89,10 @@ def cmd_experiment(args) -> None:
         cs = from_source(args.pairs, args.limit_pairs)
     grid = parse_intensities(args.intensities, limit=16)
     maps = [m for m in args.maps.split(",") if m]
+    instruction = (args.prompt_instruction or experiment.prompting_instruction(cs.source)) \
+        if args.with_prompting or args.prompt_instruction else None
     arms, diag = experiment.build_arms(llm, slm, cs, maps, args.sources.split(","), args.neutral,
-                                       args.layer, args.with_llm)
+                                       args.layer, args.with_llm, prompting=instruction)
     fluency = heldout_texts(args.fluency_texts)
     if args.task == "ab":
         items = load_items(args.data)[: args.limit_items]
@@ -105,7 +107,8 @@ def cmd_experiment(args) -> None:
         result = experiment.run_generation(arms, scorer_for(preset), prompts[: args.limit_items], grid,
                                            args.max_new_tokens, args.seed, fluency)
     result.update(models={"llm": llm.name, "slm": slm.name}, dataset=str(args.data), pairs=args.pairs,
-                  task=args.task, layers={a.name: a.layer for a in arms}, transfer=diag)
+                  task=args.task, layers={a.name: a.layer for a in arms}, transfer=diag,
+                  system_prompts={a.name: a.system for a in arms if a.system})
     files = report.write(result, args.out, args.task)
     key = "accuracy" if args.task == "ab" else "efficacy"
     for name, arm in result["arms"].items():
@@ -165,7 +168,8 @@ def _transfer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vector", required=True, help="vector file extracted in the LLM")
     p.add_argument("--to", required=True, help="the SLM (bundled name, folder, .gguf or Hub id)")
     p.add_argument("--llm", help="the LLM (default: the model recorded in the vector)")
-    p.add_argument("--map", default="ridge", choices=["ridge", "procrustes"])
+    p.add_argument("--map", default="ridge", choices=["ridge", "procrustes", "anchor"],
+                   help="ridge regression, Procrustes rotation, or anchor (relative-representation) coordinates")
     p.add_argument("--layers", default="depth", choices=["depth", "fit"])
     p.add_argument("--sources", default="concept,neutral", help="map sources: concept, neutral or both")
     p.add_argument("--neutral", type=int, default=400, help="neutral texts to fit on")
@@ -180,12 +184,17 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="A/B items (ab) or a prompts file, one per line (generation)")
     p.add_argument("--task", default="ab", choices=["ab", "generation"])
     p.add_argument("--layer", type=int, help="SLM layer (default: each vector's own)")
-    p.add_argument("--maps", default="ridge,procrustes", help="comma list; empty for no transfer")
+    p.add_argument("--maps", default="ridge,procrustes", help="comma list of ridge, procrustes, anchor; "
+                   "empty for no transfer")
     p.add_argument("--sources", default="concept,neutral")
     p.add_argument("--neutral", type=int, default=400)
     p.add_argument("--scaling", default="dev-sweep", choices=["dev-sweep", "per-example", "adaptive"])
     p.add_argument("--intensities", default="-1,-0.5,-0.25,0,0.25,0.5,1")
     p.add_argument("--with-llm", action="store_true", help="add the steered LLM as a ceiling arm")
+    p.add_argument("--with-prompting", action="store_true", help="add the SLM told the concept in its "
+                   "system prompt (a preset's positive persona; 'Answer correctly.' for --pairs dev)")
+    p.add_argument("--prompt-instruction", help="the prompting arm's system prompt (default: derived; "
+                   "implies --with-prompting)")
     for name in ("--limit-pairs", "--limit-items"):
         p.add_argument(name, type=int)
     p.add_argument("--fluency-texts", type=int, default=24)

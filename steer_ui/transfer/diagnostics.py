@@ -5,7 +5,10 @@ R^2 on neutral text is not evidence of transfer (on our bundled pair a map with 
 judged by the vector itself: its cosine with the SLM's native vector per layer, beside
 the cosines that random SLM vectors and random LLM vectors pushed through the same map
 reach (the chance level), and how well it separates the SLM's own positive/negative
-activations (AUC) compared with the native direction.
+activations (AUC) compared with the native direction. The report also says what the
+map was fitted on and left out (the concept's family, ``families.py``), and, for maps
+that read only a subspace of the LLM layer (Procrustes' PCA, the anchors' span), how much
+of the direction's squared norm survives that reduction.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .maps import LayerMap
 
 RANDOM_DRAWS = 64
 BAD_R2 = 0.2
+LOW_NORM_KEPT = 0.5  # below this the map drops most of the direction before carrying it
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class TransferReport:
     layer: int  # the steering layer the verdict is about
     verdict: str
     warnings: list[str]
+    norm_kept: list[float] | None = None  # fraction of ||d||^2 in the subspace the map reads
+    fitted_on: dict | None = None  # paired.MapData.as_dict(): what the map saw and left out
 
     def arrived(self) -> bool:
         return self.verdict.startswith("arrived")
@@ -47,7 +53,8 @@ class TransferReport:
         return {"slm_layer": j, "llm_layer": self.pairs[j][0], "r2": {k: pick(v) for k, v in self.r2.items()},
                 "cos_native": pick(self.cos_native), "chance_mapped_p95": pick(self.chance_mapped),
                 "chance_slm_p95": pick(self.chance_slm), "auc_transferred": pick(self.auc_transferred),
-                "auc_native": pick(self.auc_native), "verdict": self.verdict}
+                "auc_native": pick(self.auc_native), "norm_kept": pick(self.norm_kept),
+                "r2_split": "by text", "fitted_on": self.fitted_on, "verdict": self.verdict}
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -93,10 +100,21 @@ def diagnose(transferred: ConceptVector, maps: list[LayerMap], native: ConceptVe
     layer = native.default_layer if native is not None and native.default_layer is not None \
         else (transferred.default_layer if transferred.default_layer is not None else len(maps) // 2)
     verdict = _verdict(cos, chance_mapped, auc_t, layer)
-    warnings = [f"The map fits badly at SLM layer {layer}: held-out R^2 {r2['all'][layer]:.2f} "
-                f"(< {BAD_R2}). Add texts or try another map."] if r2.get("all", [1])[layer] < BAD_R2 else []
+    kept = transferred.provenance.get("norm_kept")
     return TransferReport([(m.llm_layer, m.slm_layer) for m in maps], r2, cos, chance_slm, chance_mapped,
-                          auc_t, auc_n, layer, verdict, warnings)
+                          auc_t, auc_n, layer, verdict, _warnings(r2, kept, layer), kept,
+                          transferred.provenance.get("map_data"))
+
+
+def _warnings(r2: dict[str, list[float]], kept: list[float] | None, layer: int) -> list[str]:
+    out = []
+    if r2.get("all", [1])[layer] < BAD_R2:
+        out.append(f"The map fits badly at SLM layer {layer}: held-out R^2 {r2['all'][layer]:.2f} "
+                   f"(< {BAD_R2}). Add texts or try another map.")
+    if kept is not None and kept[layer] < LOW_NORM_KEPT:
+        out.append(f"Only {kept[layer]:.0%} of the direction's squared norm lies in the subspace the map "
+                   f"reads at SLM layer {layer}; the rest was dropped before carrying it.")
+    return out
 
 
 def _verdict(cos, chance, auc, j) -> str:

@@ -56,6 +56,23 @@ def test_transfer_adds_a_vector_with_its_own_layer_and_a_verdict(transferred):
     assert f"| cos native | {round(cos, 4)} |" in text and f"| auc transferred | {round(auc, 4)} |" in text, text
     assert f"read at SLM layer {j} (from LLM layer" in text
     assert f"steers at SLM layer **{v.default_layer}**" in text
+    # what the map saw and left out: happy-sad's whole family, never its prompts
+    seen = v.provenance["map_data"]
+    assert "Left out: happy-sad, optimistic-pessimistic, angry-calm" in text, text
+    assert f"It saw {seen['concept_texts']} concept prompts of {len(seen['concept_presets'])} presets" in text
+    assert "polite-rude" in seen["concept_presets"] and "angry-calm" not in seen["concept_presets"]
+    assert "norm kept" not in text  # ridge reads the whole LLM space
+
+
+def test_procrustes_transfer_reports_the_norm_its_pca_keeps(transferred):
+    wb, state, _ = transferred
+    text, _, _, kind = transfer_actions.transfer_concept(wb, state, "procrustes", "depth", ["concept"], 64)
+    v = state.extra[kind]
+    j = state.extractions["slm"].vector.default_layer
+    kept = v.provenance["norm_kept"][j]
+    assert 0 < kept < 1  # 128 PCA components of 896 dimensions keep part of the direction, not all
+    assert f"| norm kept | {round(kept, 4)} |" in text, text
+    state.remove(kind)  # the module's session is shared: leave it as the other tests expect
 
 
 def test_evaluate_steers_the_sessions_own_vectors_at_their_own_layers(transferred, tmp_path, monkeypatch):

@@ -147,3 +147,29 @@ def test_bad_fit_warning():
     assert "R^2" in bad.warnings[0] and "0.10" in bad.warnings[0] and "layer 1" in bad.warnings[0]
     good = diagnose(native, _maps(r2=BAD_R2 + 0.05), native)
     assert good.warnings == []
+
+
+def _carried(native: ConceptVector, kept=None, data=None) -> ConceptVector:
+    """A vector at cosine 0.6 with ``native`` carrying what ``maps.carry``/``transfer`` record."""
+    v = _at_cosine(native, 0.6)
+    return ConceptVector(v.directions, model="slm", default_layer=1,
+                         provenance={"norm_kept": kept, "map_data": data})
+
+
+def test_norm_kept_is_reported_and_warned_about_when_low():
+    native = _vec()
+    rep = diagnose(_carried(native, kept=[0.9, 0.3, 0.8]), _maps(), native)
+    assert rep.norm_kept == [0.9, 0.3, 0.8]
+    assert rep.summary()["norm_kept"] == pytest.approx(0.3)
+    assert len(rep.warnings) == 1 and "30%" in rep.warnings[0] and "layer 1" in rep.warnings[0]
+    assert diagnose(_carried(native, kept=[0.9, 0.7, 0.8]), _maps(), native).warnings == []
+    ridge = diagnose(_carried(native), _maps(), native)  # ridge reads the whole space: nothing to report
+    assert ridge.norm_kept is None and ridge.summary()["norm_kept"] is None and ridge.warnings == []
+
+
+def test_summary_says_what_the_map_saw_and_how_r2_was_split():
+    native = _vec()
+    data = {"concept_presets": ["polite-rude"], "concept_texts": 32, "neutral_texts": 200,
+            "left_out": ["happy-sad", "optimistic-pessimistic", "angry-calm"]}
+    s = diagnose(_carried(native, data=data), _maps(), native).summary()
+    assert s["fitted_on"] == data and s["r2_split"] == "by text"

@@ -140,7 +140,7 @@ def test_r2_is_measured_on_held_out_rows(method):
     q, _ = np.linalg.qr(rng.standard_normal((d, d)))  # orthogonal, so both maps can fit it
     x = rng.standard_normal((n, 1, d)).astype(np.float32)
     y = s * x[:, 0] @ q + 0.01 * rng.standard_normal((n, d))
-    train, test = transfer.split(n)
+    train, test = transfer.split(np.arange(n).astype(str))  # what fit_map splits: one group per row
     y[test] *= -1
     source = np.array(["neutral", "concept"] * (n // 2))
     m = fit_map(PairedActivations(x, y[:, None].astype(np.float32), source, "flipped"),
@@ -167,6 +167,28 @@ def test_unknown_map_method():
     paired, _, _ = _linear_pairs(n=100)
     with pytest.raises(TransferError, match="Unknown map"):
         fit_map(paired, _ones(3), _ones(2), 0, 0, "mlp")
+
+
+def test_procrustes_reports_how_much_of_a_direction_survives_its_pca():
+    """Procrustes reads only the top-k PCA subspace of the LLM layer (k = 6 here, the SLM's
+    size): a direction along a low-variance axis is dropped, and ``norm_kept`` says so."""
+    rng = np.random.default_rng(7)
+    n, dx, dy = 300, 20, 6
+    x = rng.standard_normal((n, dx)) * np.r_[np.full(dy, 5.0), np.full(dx - dy, 0.1)]
+    y = x[:, :dy] @ np.linalg.qr(rng.standard_normal((dy, dy)))[0]
+    m = fit_map(PairedActivations(x[:, None].astype(np.float32), y[:, None].astype(np.float32),
+                                  np.array(["neutral"] * n), "pca"), _ones(1), _ones(1), 0, 0, "procrustes")
+    assert m.basis.shape == (dy, dx)
+    np.testing.assert_allclose(m.basis @ m.basis.T, np.eye(dy), atol=1e-5)
+    high, low = np.eye(dx)[0], np.eye(dx)[-1]
+    assert m.norm_kept(high) > 0.99 and m.norm_kept(low) < 0.01
+    assert m.norm_kept(high + low) == pytest.approx(0.5, abs=0.01)
+    assert np.linalg.norm(m.apply(low)) < 0.01 * np.linalg.norm(m.apply(high))
+
+
+def test_ridge_reads_the_whole_space():
+    paired, _, _ = _linear_pairs()
+    assert fit_map(paired, _ones(3), _ones(2), 0, 0, "ridge").norm_kept(np.ones(16)) is None
 
 
 # ---------- layer matching ----------
@@ -215,6 +237,10 @@ def test_map_disk_cache(method, tmp_path):
     second = fit_map(paired, _ones(3), _ones(2), 1, 1, method, cache_id="x")
     assert not second.fitted  # read back from the disk cache
     np.testing.assert_array_equal(first.weight, second.weight)
+    if method == "ridge":
+        assert first.basis is None and second.basis is None
+    else:  # the subspace the map reads comes back too (norm survival needs it)
+        np.testing.assert_array_equal(first.basis, second.basis)
     assert second.r2 == pytest.approx(first.r2)
     assert set(second.r2) == set(first.r2)
     assert (second.llm_layer, second.slm_layer, second.method) == (1, 1, method)
@@ -305,6 +331,9 @@ def test_transfer_end_to_end(method):
     assert out.provenance["pairs"] == "p"  # the source's provenance is kept
     assert out.provenance["map"] == method
     assert out.method == f"transfer:{method}"
+    assert out.provenance["map_data"] == paired.data.as_dict()
+    kept = out.provenance["norm_kept"]
+    assert kept is None if method == "ridge" else (len(kept) == slm.n_layers and all(0 <= k <= 1 for k in kept))
     assert out.default_layer == 1
     assert [(m.llm_layer, m.slm_layer) for m in maps] == list(zip(src, range(slm.n_layers)))
     ln, sn = typical_norms(llm), typical_norms(slm)

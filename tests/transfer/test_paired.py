@@ -47,14 +47,17 @@ def test_neutral_texts_limit_and_extra():
     assert first[5:] == ["my own line"]  # blank extra lines dropped
 
 
-def test_concept_prompts_leave_out():
+def test_concept_prompts_leave_out_the_concept_and_its_family():
     sets = paired.concept_prompts("happy-sad")
     names = [cs.name for cs in sets]
-    assert "happy-sad" not in names
-    assert sorted(names) == sorted(n for n in contrast.preset_names() if n != "happy-sad")
-    assert len(names) == len(contrast.preset_names()) - 1 >= 5
+    family = {"happy-sad", "optimistic-pessimistic", "angry-calm"}
+    assert not family & set(names)
+    assert sorted(names) == sorted(n for n in contrast.preset_names() if n not in family)
+    assert len(names) == len(contrast.preset_names()) - 3 >= 5
     assert all(len(cs) == 16 for cs in sets)
     assert len(paired.concept_prompts(None)) == len(contrast.preset_names())
+    # a concept in no family (a user's own) leaves out only itself
+    assert len(paired.concept_prompts("my-own-concept")) == len(contrast.preset_names())
 
 
 def test_collect_neutral(pair, tmp_path):
@@ -76,6 +79,9 @@ def test_collect_neutral(pair, tmp_path):
     np.testing.assert_allclose(p.x[:40], mean, atol=1e-5)
     assert not np.allclose(p.x[:40], p.x[40:])
     assert len(list((tmp_path / "acts").glob("*.safetensors"))) == 2
+    # a text's two rows (mean and last) share its group id; different texts do not
+    assert (p.group[:40] == p.group[40:]).all() and len(set(p.group)) == 40
+    assert p.data == paired.MapData((), 0, 40, ())
 
 
 def test_collect_served_from_disk_cache(pair, tmp_path, monkeypatch):
@@ -139,6 +145,23 @@ def test_collect_concept_source(pair):
     both = paired.collect(llm, slm, ("neutral", "concept"), leave_out="happy-sad", n_neutral=40)
     assert len(both) == expected + 80
     assert sorted(set(both.source)) == ["concept", "neutral"]
+
+
+def test_collect_records_groups_and_what_the_map_saw(pair):
+    llm, slm = pair
+    p = paired.collect(llm, slm, ("neutral", "concept"), leave_out="formal-casual", n_neutral=40, per_preset=4)
+    sets = paired.concept_prompts("formal-casual", 4)
+    assert p.data.concept_presets == tuple(cs.name for cs in sets)
+    assert p.data.concept_texts == 8 * len(sets) == int((p.source == "concept").sum())
+    assert p.data.neutral_texts == 40
+    assert {"formal-casual", "polite-rude"} <= set(p.data.left_out)
+    assert not set(p.data.left_out) & set(p.data.concept_presets)
+    # both sides of one contrast scenario share an id: 4 pairs of each preset, 2 rows each
+    concept = p.group[p.source == "concept"]
+    assert len(set(concept)) == 4 * len(sets)
+    first = sets[0].name
+    assert list(concept[:8]) == [f"{first}:{k}" for k in range(4)] * 2
+    assert p.data.as_dict()["left_out"] == list(p.data.left_out)
 
 
 def test_too_few_texts(pair):

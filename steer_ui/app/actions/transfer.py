@@ -43,6 +43,8 @@ MEANING = {
     "auc_transferred": "how well the carried direction separates the SLM's own contrast prompts "
                        "(0.5 = not at all, 1 = perfectly)",
     "auc_native": "the same for the native direction (cross-validated)",
+    "norm_kept": "the share of the LLM direction's squared norm inside the subspace the map reads (Procrustes: "
+                 "its top PCA components; anchor: the anchors' span); the rest is dropped",
 }
 
 
@@ -51,19 +53,39 @@ def _report_markdown(report, kind: str, vector, matching: str, n: int, sources: 
     s = report.summary()
     status = "✔" if report.arrived() else "⚠"
     saw = " and ".join(sources) + (f" texts, without the {left_out} prompts" if left_out else " texts")
+    if report.fitted_on:  # it names what was left out itself, the concept's family included
+        saw = " and ".join(sources) + " texts). " + fitted_on_text(report.fitted_on)
+    else:
+        saw += ")."
     p = vector.provenance
     lines = [f"{status} **{report.verdict}**", "",
              f"**{kind}** steers at SLM layer **{vector.default_layer}**: its map carried the LLM's best layer "
              f"{p.get('source_layer')} there (from LLM layer {p.get('source_layer_used')}, layers matched by "
              f"{matching}). The figures below are read at SLM layer {s['slm_layer']} (from LLM layer "
-             f"{s['llm_layer']}), where the SLM's own vector separates best. The map was fitted on {n} paired "
-             f"{saw}.", "",
+             f"{s['llm_layer']}), where the SLM's own vector separates best. The map was fitted on {n} paired rows "
+             f"({saw}", "",
              "| measure | value | what it means |", "|---|---|---|"]
     for k, v in s["r2"].items():
         lines.append(f"| held-out R² ({k}) | {v} | {MEANING['r2'] if k == 'all' else ''} |")
+    if s["norm_kept"] is not None:
+        lines.append(f"| norm kept | {s['norm_kept']} | {MEANING['norm_kept']} |")
     for k in ("cos_native", "chance_mapped_p95", "chance_slm_p95", "auc_transferred", "auc_native"):
         lines.append(f"| {k.replace('_', ' ')} | {s[k]} | {MEANING[k]} |")
     return "\n".join(lines + [""] + [f"⚠ {w}" for w in report.warnings])
+
+
+def fitted_on_text(data: dict | None) -> str:
+    """One sentence on what the map saw and what it left out (``paired.MapData``)."""
+    if not data:
+        return ""
+    seen = ", ".join(data["concept_presets"]) or "none"
+    out = (f"It saw {data['concept_texts']} concept prompts of {len(data['concept_presets'])} presets "
+           f"({seen}) and {data['neutral_texts']} neutral texts (each pooled twice); held-out R² is "
+           "measured on texts it did not see.")
+    if data["left_out"]:
+        out += (f" Left out: {', '.join(data['left_out'])} (the concept and its family, so the map never saw "
+                "its near relatives).")
+    return out
 
 
 def _report_figure(report) -> go.Figure:
@@ -75,5 +97,7 @@ def _report_figure(report) -> go.Figure:
                        "chance: random SLM vectors": report.chance_slm})
     if report.auc_transferred is not None:
         curves["AUC along transferred"] = report.auc_transferred
+    if report.norm_kept is not None:
+        curves["norm kept by the map's subspace"] = report.norm_kept
     return plots.lines(xs, curves, "Transfer diagnostics by SLM layer (chance: 95th percentile |cos|)",
                        "SLM layer", "value")

@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..actions import concept as concept_actions
 from ..actions import transfer as actions
+from ...transfer import maps
 from ..pool import ModelPool
 from .common import guard, lists
 
@@ -18,7 +19,8 @@ def layout() -> Parts:
                 "with the SLM's own (native) vector and with random vectors sent through the same map: a good "
                 "fit (R²) alone is not evidence that a concept arrived.")
     with gr.Row():
-        t.map = gr.Dropdown(["ridge", "procrustes"], value="ridge", label="Map")
+        t.map = gr.Dropdown(list(maps.MAPS), value="ridge", label="Map",
+                            info="ridge regression, Procrustes rotation, or anchor (relative) coordinates")
         t.matching = gr.Radio(["depth", "fit"], value="depth", label="Layer matching",
                               info="same relative depth, or the best linear CKA")
         t.sources = gr.CheckboxGroup(["concept", "neutral"], value=["concept", "neutral"], label="Fit the map on",
