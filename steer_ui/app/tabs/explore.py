@@ -34,7 +34,7 @@ def layout() -> Parts:
         x.lens_status = gr.Markdown(elem_id="lens-status")
         x.lens_plot = gr.Plot(label="Readable vs reaching the output")
         x.lens_table = gr.Dataframe(headers=["layer", "promotes", "suppresses"], wrap=True,
-                                    column_widths=["8%", "46%", "46%"], label="Top 10 tokens each way")
+                                    column_widths=["10%", "45%", "45%"], label="Top 10 tokens each way")
     with gr.Accordion("Calibrate: which layer and what strength", open=False):
         gr.Markdown("Tries every layer x intensity on a few neutral prompts, scores each cell for the concept "
                     "and for damage (per-token KL from the unsteered model), and sets the Steer tab to the best "
