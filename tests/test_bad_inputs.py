@@ -153,6 +153,8 @@ CASES = [
      lambda t: paired.collect(LM, LM, ("neutral",), None, 10)),
     ("unknown map", "--map", TransferError, "Unknown map",
      lambda t: transfer.fit_map(None, None, None, 0, 0, "mlp")),
+    ("paired rows all from one text", "library: fit_map / split", TransferError, "at least 2",
+     lambda t: transfer.split(["neutral:0"] * 80)),
     ("dataset item without answer", "Evaluate upload / --data", DatasetError, "line 1: missing field",
      lambda t: evaluation.load_items(write(t, "d.jsonl", json.dumps({"prompt": "p", "choices": ["a", "b"]})))),
     ("answer not among the choices", "Evaluate upload / --data", DatasetError, "not among the choices",

@@ -2,8 +2,10 @@
 
 Arms: ``baseline`` (no steering), ``native`` (extracted in the SLM), ``transferred:<map>``
 (from the LLM), ``random`` (equal-norm random direction), optionally ``llm`` (the LLM
-itself steered, a ceiling). The intensity of every arm is chosen on the dev split and
-reported on the test split, never chosen on test.
+itself steered, a ceiling), optionally ``prompting`` (the SLM unsteered, told the concept
+in a system prompt: AxBench found prompting beats representation steering). The
+intensity of every arm is chosen on the dev split and reported on the test split,
+never chosen on test.
 
 Inference-time intensity scaling modes:
 - ``dev-sweep``: try every grid intensity on dev, keep the one with the best dev
@@ -38,6 +40,32 @@ class Arm:
     lm: object  # LoadedModel
     vector: ConceptVector | None
     layer: int | None
+    system: str | None = None  # a system prompt before every question (the prompting arm)
+
+
+TASK_INSTRUCTION = "Answer correctly."  # the prompting arm's instruction for a task's own "correct vs wrong"
+
+
+def prompting_instruction(source: str) -> str:
+    """The prompting arm's system prompt for a concept set's ``source``: a preset's
+    positive persona ("Answer as an extremely happy person."), or, for the dev split's
+    "correct vs wrong answer" concept, "Answer correctly."."""
+    from ..concepts.contrast import load_preset, preset_ref
+
+    ref = preset_ref(source)
+    if ref is not None:
+        return f"Answer as {load_preset(ref)['positive_persona']}."
+    if source == "ab:task-dev":
+        return TASK_INSTRUCTION
+    raise DatasetError(f"No prompting instruction is known for the concept {source!r}: give one "
+                       "(--prompt-instruction).")
+
+
+def prompting_arm(lm, instruction: str) -> Arm:
+    """``lm`` unsteered, told ``instruction`` in its system prompt."""
+    if not instruction.strip():
+        raise DatasetError("The prompting arm needs a non-empty instruction.")
+    return Arm("prompting", lm, None, None, instruction)
 
 
 def split_items(items: list, dev_fraction: float = 0.5, seed: int = 0) -> tuple[list, list]:
@@ -68,14 +96,14 @@ def run_arm(arm: Arm, dev: list, test: list, grid: list[float], scaling: str,
     grid = [0.0] if arm.vector is None else grid
     a_dev = np.array([it.answer for it in dev])
     a_test = np.array([it.answer for it in test])
-    test_logp = ev.choice_logprobs(arm.lm, test, arm.vector, grid, arm.layer, mode)
+    test_logp = ev.choice_logprobs(arm.lm, test, arm.vector, grid, arm.layer, mode, arm.system)
     if scaling == "per-example":
         pick = ev.margin(test_logp).argmax(1)  # (n_test,), most confident intensity per item
         chosen_logp = test_logp[np.arange(len(test)), pick]
         chosen = {"per_item": [grid[k] for k in pick], "mean": float(np.mean([grid[k] for k in pick]))}
         dev_block = None
     else:
-        dev_logp = ev.choice_logprobs(arm.lm, dev, arm.vector, grid, arm.layer, mode)
+        dev_logp = ev.choice_logprobs(arm.lm, dev, arm.vector, grid, arm.layer, mode, arm.system)
         k = _choose(dev_logp, a_dev, grid)
         chosen, chosen_logp = grid[k], test_logp[:, k]
         d = _metrics(dev_logp[:, k], a_dev)
@@ -138,7 +166,7 @@ def run_generation(arms: list[Arm], scorer, prompts: list[str], grid: list[float
     Prompts are split dev/test; each arm's intensity is the dev-best efficacy among those
     whose neutral-text perplexity stays under ``BROKEN_RATIO`` x unsteered.
     """
-    from ..steering.generation import Sampling, generate
+    from ..steering.generation import Sampling
     from .fluency import BROKEN_RATIO
 
     dev, test = split_items(prompts, seed=seed)
@@ -147,8 +175,7 @@ def run_generation(arms: list[Arm], scorer, prompts: list[str], grid: list[float
         if progress:
             progress(n / len(arms), f"arm {arm.name}")
         xs = [0.0] if arm.vector is None else grid
-        texts = [generate(arm.lm, p, arm.vector, xs, arm.layer, Sampling(max_new_tokens, seed=seed))
-                 for p in dev + test]  # (prompts, intensities)
+        texts = [_generate(arm, p, xs, Sampling(max_new_tokens, seed=seed)) for p in dev + test]  # (prompts, xs)
         eff = np.array([scorer.score(row) for row in texts])  # (prompts, intensities)
         ppl = [perplexity(arm.lm, fluency_texts, arm.vector, x, arm.layer) for x in xs] if fluency_texts else None
         # the unsteered reference, measured even when the grid has no 0
@@ -175,10 +202,22 @@ def run_generation(arms: list[Arm], scorer, prompts: list[str], grid: list[float
             "scorer": scorer.kind}
 
 
+def _generate(arm: Arm, prompt: str, xs: list[float], sampling) -> list[str]:
+    """One text per intensity; an arm with a system prompt gets its chat text formatted
+    here (the engines format a plain prompt themselves, without one)."""
+    from ..steering.generation import generate
+
+    if arm.system is None:
+        return generate(arm.lm, prompt, arm.vector, xs, arm.layer, sampling)
+    return generate(arm.lm, arm.lm.chat(prompt, arm.system), arm.vector, xs, arm.layer, sampling, chat=False)
+
+
 def build_arms(llm, slm, cs, maps: list[str], sources: list[str], n_neutral: int = 400,
-               slm_layer: int | None = None, with_llm: bool = False, progress=None) -> tuple[list[Arm], dict]:
+               slm_layer: int | None = None, with_llm: bool = False, progress=None,
+               prompting: str | None = None) -> tuple[list[Arm], dict]:
     """Extract ``cs`` in both models, transfer the LLM vector with each map; the arms
-    (baseline, native, transferred:<map>..., random[, llm]) and the transfer diagnostics."""
+    (baseline, native, transferred:<map>..., random[, prompting][, llm]) and the transfer
+    diagnostics. ``prompting``: the prompting arm's instruction (None: no such arm)."""
     from ..concepts.extraction import extract_concept
     from ..concepts.vectors import random_like
     from ..transfer import diagnostics, paired
@@ -200,6 +239,8 @@ def build_arms(llm, slm, cs, maps: list[str], sources: list[str], n_neutral: int
         # native vector's separability would leak SLM-native knowledge into the transfer arm.
         arms.append(Arm(f"transferred:{m}", slm, vec, vec.default_layer if slm_layer is None else slm_layer))
     arms.append(Arm("random", slm, random_like(native.vector, seed=0), layer))
+    if prompting is not None:
+        arms.append(prompting_arm(slm, prompting))
     if with_llm:
         arms.append(Arm("llm", llm, source.vector, source.vector.default_layer))
     return arms, diag

@@ -103,8 +103,10 @@ def balanced(items: Sequence[Item]) -> tuple[list[Item], list[int]]:
 
 
 def choice_logprobs(lm, items: Sequence[Item], vector=None, intensities: Sequence[float] = (0.0,),
-                    layer=None, mode: str = "relative") -> np.ndarray:
+                    layer=None, mode: str = "relative", system: str | None = None) -> np.ndarray:
     """Summed log-prob of every choice: (n_items, n_intensities, n_choices).
+
+    ``system``: a system prompt put before every question (the prompting arm).
 
     Two forward passes per item. The question (the prefix all its choices share) runs
     once, as one row that the first steered layer widens to one row per intensity: the
@@ -116,13 +118,14 @@ def choice_logprobs(lm, items: Sequence[Item], vector=None, intensities: Sequenc
     out = np.full((len(items), len(values), max(len(it.choices) for it in items)), -np.inf)
     with out_of_memory("scoring answers", "use fewer intensities or shorter items."):
         for i, it in enumerate(items):
-            out[i, :, : len(it.choices)] = _score_item(lm, it, vector, values, layer, mode)
+            out[i, :, : len(it.choices)] = _score_item(lm, it, vector, values, layer, mode, system)
     return out
 
 
-def _score_item(lm, item: Item, vector, values: list[float], layer, mode: str) -> np.ndarray:
+def _score_item(lm, item: Item, vector, values: list[float], layer, mode: str,
+                system: str | None = None) -> np.ndarray:
     """(n_intensities, n_choices) summed answer log-probs of one item."""
-    prefix, suffixes, answer_lens = _split(lm, item)
+    prefix, suffixes, answer_lens = _split(lm, item, system)
     n_k, n_c = len(values), len(suffixes)
     rows = torch.arange(n_k).repeat_interleave(n_c)  # (n_k * n_c,): the intensity of each answer row
     with steer(lm, vector, values, layer, mode, fan_out=True), torch.inference_mode():
@@ -148,13 +151,18 @@ def _score_item(lm, item: Item, vector, values: list[float], layer, mode: str) -
     return out
 
 
-def _split(lm, item: Item) -> tuple[torch.Tensor, list[list[int]], list[int]]:
+def item_prompt(lm, item: Item, system: str | None = None) -> str:
+    """The text an item's answers are scored after: its question, chat-formatted."""
+    return lm.chat(item.prompt, system)
+
+
+def _split(lm, item: Item, system: str | None = None) -> tuple[torch.Tensor, list[list[int]], list[int]]:
     """Token ids: the prefix all choices share, each choice's rest, and its answer length.
 
     The answer is the tokens the choice adds to the chat-formatted question; the shared
     prefix never reaches into an answer, so every answer token is scored in the second pass.
     """
-    prompt = lm.chat(item.prompt)
+    prompt = item_prompt(lm, item, system)
     try:  # the choices first: a question too long for the context fails with its choice named
         full = token_ids(lm, [prompt + c for c in item.choices], f"Item {item.prompt[:40]!r}..., with choice")
         n_prompt = len(token_ids(lm, [prompt])[0])

@@ -336,3 +336,102 @@ def test_run_generation_never_chooses_an_intensity_that_breaks_fluency(tiny):
 def test_run_generation_too_few_prompts(tiny):
     with pytest.raises(DatasetError, match="5 items is too few for a dev/test split"):
         run_generation(_arms(tiny), scorer_for("happy-sad"), PROMPTS[:5], [0.0, 1.0], max_new_tokens=2)
+
+
+# ---------- CIs count items, not letter-balanced rows ----------
+
+def _lettered(n=24, seed=0):
+    """CAA-style items whose options can be swapped: each is scored in both orders."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        a, b = (" ".join(rng.choice(WORDS, 2)) for _ in range(2))
+        out.append(Item(f"{' '.join(rng.choice(WORDS, 4))}\n(A) {a}\n(B) {b}", ("(A)", "(B)"),
+                        int(rng.integers(2))))
+    return out
+
+
+def test_run_ci_resamples_items_not_rows(tiny):
+    """The two letter orders of an item are one observation: the reported CIs are the
+    cluster bootstrap over test items, and a row bootstrap (twice as many "independent"
+    rows) would give a narrower, different interval."""
+    items = _lettered()
+    arms = _arms(tiny)
+    rep = run(arms, items, GRID)
+    _, test = split_items(items, seed=0)
+    rows, groups = ev.balanced(test)
+    assert rep["n_test_items"] == len(test) and rep["n_test"] == len(rows) == 2 * len(test)
+    answers = np.array([r.answer for r in rows])
+    base = ev.Scores.from_logprobs(ev.choice_logprobs(tiny, rows)[:, 0], answers)
+    for arm in arms:
+        r = rep["arms"][arm.name]
+        x = r["intensity"] if arm.vector is not None else 0.0
+        s = ev.Scores.from_logprobs(ev.choice_logprobs(tiny, rows, arm.vector, [x], arm.layer)[:, 0], answers)
+        assert r["test"]["accuracy_ci"] == pytest.approx(ev.ci(s.correct, groups=groups))
+        assert r["test"]["p_match_ci"] == pytest.approx(ev.ci(s.p_match, groups=groups))
+        assert r["test"]["delta_ci"] == pytest.approx(ev.ci(s.correct - base.correct, groups=groups))
+    by_rows = ev.ci(base.correct)
+    t = rep["arms"]["baseline"]["test"]
+    assert np.ptp(base.correct) > 0 and t["accuracy_ci"] != pytest.approx(by_rows)
+    # the two orders of an item agree more often than chance here (the tiny model
+    # scores "(A)" and "(B)" alike): rows are not independent, so a row CI is too narrow
+    assert (t["accuracy_ci"][1] - t["accuracy_ci"][0]) > (by_rows[1] - by_rows[0])
+
+
+# ---------- the prompting arm ----------
+
+SYSTEM = "you are very happy and good"
+
+
+def test_prompting_instruction():
+    from steer_ui.evaluation.experiment import prompting_instruction
+
+    assert prompting_instruction("preset:happy-sad") == "Answer as an extremely happy person."
+    assert prompting_instruction("ab:task-dev") == "Answer correctly."
+    with pytest.raises(DatasetError, match="--prompt-instruction"):
+        prompting_instruction("lists")
+
+
+def test_prompting_arm_is_unsteered_and_told(tiny):
+    from steer_ui.evaluation.experiment import prompting_arm
+
+    arm = prompting_arm(tiny, SYSTEM)
+    assert (arm.name, arm.vector, arm.layer, arm.system) == ("prompting", None, None, SYSTEM)
+    with pytest.raises(DatasetError, match="non-empty"):
+        prompting_arm(tiny, "  ")
+
+
+def test_run_prompting_arm_scores_with_its_system_prompt(tiny):
+    """Scored after the system-prompted question (so not as the baseline), unsteered,
+    with a paired delta vs the baseline."""
+    from steer_ui.evaluation.experiment import prompting_arm
+
+    items = _items(24)
+    arms = [Arm("baseline", tiny, None, None), prompting_arm(tiny, SYSTEM)]
+    rep = run(arms, items, GRID)
+    _check_report(rep, arms, len(items))
+    _, test = split_items(items, seed=0)
+    answers = np.array([it.answer for it in test])
+    told = ev.Scores.from_logprobs(ev.choice_logprobs(tiny, test, system=SYSTEM)[:, 0], answers)
+    base = ev.Scores.from_logprobs(ev.choice_logprobs(tiny, test)[:, 0], answers)
+    r = rep["arms"]["prompting"]
+    assert r["intensity"] == 0.0 and r["curve"]["intensity"] == [0.0]
+    assert r["test"]["p_match"] == pytest.approx(told.p_match.mean())
+    assert r["test"]["accuracy"] == pytest.approx(told.correct.mean())
+    assert r["test"]["p_match"] != pytest.approx(rep["arms"]["baseline"]["test"]["p_match"], abs=1e-4)
+    assert r["test"]["delta_p_match"] == pytest.approx((told.p_match - base.p_match).mean())
+    assert r["test"]["delta_vs_baseline"] == pytest.approx((told.correct - base.correct).mean())
+
+
+def test_run_generation_prompting_arm_generates_after_its_system_prompt(tiny):
+    from steer_ui.evaluation.experiment import prompting_arm
+
+    arms = [Arm("baseline", tiny, None, None), prompting_arm(tiny, SYSTEM)]
+    rep = run_generation(arms, _Scorer(), PROMPTS, [0.0, 2.0], max_new_tokens=4)
+    _, test = split_items(PROMPTS, seed=0)
+    expected = generate(tiny, tiny.chat(test[0], SYSTEM), None, [0.0], None, Sampling(4, seed=0), chat=False)
+    assert rep["arms"]["prompting"]["examples"] == {"0.0": expected[0]}
+    assert rep["arms"]["prompting"]["intensity"] == 0.0
+    assert rep["arms"]["baseline"]["examples"]["0.0"] == generate(tiny, test[0], None, [0.0], None,
+                                                                  Sampling(4, seed=0))[0]
+    assert "delta_vs_baseline" in rep["arms"]["prompting"]["test"]

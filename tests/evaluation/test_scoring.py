@@ -355,3 +355,51 @@ def test_balanced_rows_name_their_item():
     rows, groups = balanced([swappable, plain, swappable])
     assert groups == [0, 0, 1, 2, 2]
     assert rows[1].prompt == "Q?\n (A) no\n (B) yes" and rows[1].choices == ("(B)", "(A)")
+
+
+# ---------- a system prompt (the prompting arm) ----------
+
+SYSTEM = "you are very happy"
+
+
+def test_item_prompt_holds_the_system_prompt(tiny):
+    from steer_ui.evaluation.scoring import item_prompt
+
+    it = ITEMS[0]
+    assert item_prompt(tiny, it) == tiny.chat(it.prompt)
+    told = item_prompt(tiny, it, SYSTEM)
+    assert told == tiny.chat(it.prompt, SYSTEM) and SYSTEM in told and told.endswith(tiny.chat(it.prompt))
+
+
+def test_choice_logprobs_with_a_system_prompt_equal_manual(tiny):
+    """Scored after the system-prompted chat text, exactly; and not the plain scores."""
+    out = choice_logprobs(tiny, ITEMS, system=SYSTEM)
+    plain = choice_logprobs(tiny, ITEMS)
+    for i, it in enumerate(ITEMS):
+        for c, choice in enumerate(it.choices):
+            expected = _manual_logprob_raw(tiny, tiny.chat(it.prompt, SYSTEM), choice)
+            assert out[i, 0, c] == pytest.approx(expected, abs=1e-4)
+    assert not np.allclose(out[np.isfinite(out)], plain[np.isfinite(plain)], atol=1e-3)
+
+
+def _manual_logprob_raw(lm, text: str, choice: str) -> float:
+    """The summed log-prob of the choice's tokens after ``text`` (already formatted)."""
+    full = lm.tokenizer(text + choice, add_special_tokens=True, return_tensors="pt")["input_ids"]
+    n_prompt = len(lm.tokenizer(text, add_special_tokens=True)["input_ids"])
+    with torch.no_grad():
+        logp = torch.log_softmax(lm.model(input_ids=full, use_cache=False).logits[0].float(), -1)
+    return float(sum(logp[t - 1, full[0, t]] for t in range(n_prompt, full.shape[1])))
+
+
+@pytest.mark.real
+def test_system_prompt_reaches_a_chat_template(smollm):
+    """With a real chat template the instruction sits in the system turn, before the
+    question, in the very tokens that are scored."""
+    from steer_ui.evaluation.scoring import _split, item_prompt
+
+    it = Item("Is the sky blue?", ("yes", "no"), 0)
+    text = item_prompt(smollm, it, "Answer correctly.")
+    assert "system\nAnswer correctly." in text and text.index("Answer correctly.") < text.index("Is the sky blue?")
+    prefix, _, _ = _split(smollm, it, "Answer correctly.")
+    assert "Answer correctly." in smollm.tokenizer.decode(prefix)
+    assert "Answer correctly." not in smollm.tokenizer.decode(_split(smollm, it)[0])
