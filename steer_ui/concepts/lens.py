@@ -90,8 +90,9 @@ def accessibility(lm, pos: torch.Tensor, neg: torch.Tensor, tokens: int = CONCEP
         raise VectorError(f"The accessibility score needs at least 4 contrast pairs; this concept has {n}.")
     halves = (np.arange(n) % 2 == 0), (np.arange(n) % 2 == 1)
     scores = np.zeros((pos.shape[1], 2 * n))
+    final = read_out(lm, torch.cat([pos[:n, -1], neg[:n, -1]]))  # (2n, vocab): the real output, read once
     for fit, held in (halves, halves[::-1]):
-        up, down = _concept_tokens(lm, pos[:n][fit], neg[:n][fit], tokens)
+        up, down = _concept_tokens(final[:n][fit], final[n:][fit], tokens)
         rows = torch.cat([up, down])
         for side, acts in ((0, pos[:n]), (1, neg[:n])):
             logits = read_out(lm, acts[held], rows)  # (held, layers, 2k)
@@ -102,10 +103,10 @@ def accessibility(lm, pos: torch.Tensor, neg: torch.Tensor, tokens: int = CONCEP
     return [float(roc_auc_score(labels, s)) for s in scores]
 
 
-def _concept_tokens(lm, pos, neg, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` output tokens the model's own last layer favours most for the positive
-    side over the negative, and the ``k`` it favours most for the negative side."""
-    diff = read_out(lm, pos[:, -1]).mean(0) - read_out(lm, neg[:, -1]).mean(0)  # (vocab,)
+def _concept_tokens(pos_logits, neg_logits, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` output tokens the model's own output (logits (rows, vocab)) favours most
+    for the positive side over the negative, and the ``k`` it favours most for the negative."""
+    diff = pos_logits.mean(0) - neg_logits.mean(0)  # (vocab,)
     return diff.topk(k).indices, (-diff).topk(k).indices
 
 

@@ -53,7 +53,7 @@ def test_transfer_adds_a_vector_with_its_own_layer_and_a_verdict(transferred):
     auc = roc_auc_score([1] * len(native.pos) + [0] * len(native.neg),
                         np.r_[native.pos[:, j].numpy() @ d, native.neg[:, j].numpy() @ d])
     assert f"cosine with the native vector {cos:.2f} at layer {j}" in text, text
-    assert f"| cos native | {round(cos, 4)} |" in text and f"| auc transferred | {round(auc, 4)} |" in text, text
+    assert f"| cos native | {round(cos, 4):.3f} |" in text and f"| auc transferred | {round(auc, 4):.3f} |" in text, text
     assert f"read at SLM layer {j} (from LLM layer" in text
     assert f"steers at SLM layer **{v.default_layer}**" in text
     # what the map saw and left out: happy-sad's whole family, never its prompts
@@ -71,7 +71,7 @@ def test_procrustes_transfer_reports_the_norm_its_pca_keeps(transferred):
     j = state.extractions["slm"].vector.default_layer
     kept = v.provenance["norm_kept"][j]
     assert 0 < kept < 1  # 128 PCA components of 896 dimensions keep part of the direction, not all
-    assert f"| norm kept | {round(kept, 4)} |" in text, text
+    assert f"| norm kept | {round(kept, 4):.3f} |" in text, text
     state.remove(kind)  # the module's session is shared: leave it as the other tests expect
 
 

@@ -66,12 +66,17 @@ def _report_markdown(report, kind: str, vector, matching: str, n: int, sources: 
              f"({saw}", "",
              "| measure | value | what it means |", "|---|---|---|"]
     for k, v in s["r2"].items():
-        lines.append(f"| held-out R² ({k}) | {v} | {MEANING['r2'] if k == 'all' else ''} |")
+        lines.append(f"| held-out R² ({k}) | {_num(v)} | {MEANING['r2'] if k == 'all' else ''} |")
     if s["norm_kept"] is not None:
-        lines.append(f"| norm kept | {s['norm_kept']} | {MEANING['norm_kept']} |")
+        lines.append(f"| norm kept | {_num(s['norm_kept'])} | {MEANING['norm_kept']} |")
     for k in ("cos_native", "chance_mapped_p95", "chance_slm_p95", "auc_transferred", "auc_native"):
-        lines.append(f"| {k.replace('_', ' ')} | {s[k]} | {MEANING[k]} |")
+        lines.append(f"| {k.replace('_', ' ')} | {_num(s[k])} | {MEANING[k]} |")
     return "\n".join(lines + [""] + [f"⚠ {w}" for w in report.warnings])
+
+
+def _num(v) -> str:
+    """Three decimals: enough to compare, narrow enough for the table at 1000 px."""
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def fitted_on_text(data: dict | None) -> str:
