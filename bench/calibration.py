@@ -64,6 +64,9 @@ def draw_times(lm, prompts):
     ex = extract_concept(lm, from_preset("happy-sad"))
     text = " ".join(prompts * 2)[:1000]  # about 200 tokens, the size
     hm = heatmap.token_heatmap(lm, text, ex.vector, ex.vector.default_layer, ex.pos, ex.neg)
+    from steer_ui.concepts.recording import typical_norms
+
+    typical_norms(lm)  # its forward pass is not the lens's: measured once per model, then kept
     t0 = time.perf_counter()
     heatmap.to_html(hm)
     t1 = time.perf_counter()
