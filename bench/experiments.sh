@@ -23,6 +23,10 @@ run truefalse-dev-sweep --llm $LLM --slm $SLM --data assets/tasks/truefalse_ab.j
 # 2. Open generation (the main evidence for transfer on the default pair).
 run gen-happy-sad --llm $LLM --slm $SLM --pairs happy-sad --limit-pairs 32 --task generation --data assets/neutral_prompts.txt --intensities=-0.5,-0.25,0,0.25,0.5 --max-new-tokens 24
 run gen-formal-casual --llm $LLM --slm $SLM --pairs formal-casual --limit-pairs 32 --task generation --data assets/neutral_prompts.txt --intensities=-0.5,-0.25,0,0.25,0.5 --max-new-tokens 24
+# 2b. Issue 17: a third family (gemma3-270m, base model) with all three maps and the prompting arm.
+for c in ${GEN3:-happy-sad}; do
+  run gen-$c-gemma3 --llm $LLM --slm gemma3-270m --pairs $c --limit-pairs 32 --task generation --data assets/neutral_prompts.txt --intensities=-0.5,-0.25,0,0.25,0.5 --max-new-tokens 24 --maps ridge,procrustes,anchor --with-prompting --neutral ${NEUTRAL:-400}
+done
 # 3. Inference-time scaling modes on the sentiment task.
 run sentiment-per-example --llm $LLM --slm $SLM --data assets/tasks/sentiment_ab.jsonl $TASK --scaling per-example --maps ridge
 run sentiment-adaptive --llm $LLM --slm $SLM --data assets/tasks/sentiment_ab.jsonl --pairs dev --limit-items 200 --limit-pairs 48 --intensities=-0.5,-0.1,0,0.1,0.5 --scaling adaptive --maps ridge

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from ...concepts.contrast import preset_ref
 from ...config import ASSETS
-from ...errors import SteerError
+from ...errors import DatasetError, SteerError
 from ...evaluation import experiment, fluency, report, scoring
 from ...evaluation.experiment import Arm
 from ...evaluation.fluency import fluency_warning
@@ -26,6 +26,10 @@ TASK_FILES = {"sentiment (ours, A/B)": "tasks/sentiment_ab.jsonl", "true/false (
 
 TITLES = {"accuracy": "Accuracy", "p_match": "p(match): probability of the right answer",
           "efficacy": "Concept score of the generated text", "perplexity": "Perplexity of neutral text (damage)"}
+
+
+# The arm without a vector: the SLM told the concept in its system prompt (AxBench's baseline).
+PROMPTING = "prompting (the concept in the system prompt)"
 
 
 MIN_TEST_ITEMS = 50  # below this a 95% CI of an accuracy spans more than +-0.14: too wide to tell arms apart
@@ -46,12 +50,25 @@ def session_arms(wb: Pair, state: SessionState, kinds: list[str]) -> list:
     known = state.vector_kinds()
     arms = [Arm("baseline", slm, None, None)]
     for kind in kinds:
+        if kind == PROMPTING:
+            arms.append(_prompting(slm, state))
+            continue
         if kind not in known:
             raise SteerError(f"This session holds no {kind!r} vector any more: pick among {', '.join(known)}.")
         v = state.vector("slm", kind)
         layer = v.default_layer if v.default_layer is not None else slm.n_layers // 2
         arms.append(Arm(kind, slm, v, layer))
     return arms
+
+
+def _prompting(slm, state: SessionState) -> Arm:
+    """The SLM unsteered, told the concept's positive persona in its system prompt."""
+    source = state.extractions["slm"].contrast.source if "slm" in state.extractions else ""
+    try:
+        return experiment.prompting_arm(slm, experiment.prompting_instruction(source))
+    except DatasetError:
+        raise DatasetError("The prompting arm tells the SLM a preset's persona: extract a preset concept "
+                           "(Concept tab), or leave the prompting arm out.") from None
 
 
 def evaluate(wb: Pair, state: SessionState, dataset: str, upload: str | None, task: str, kinds: list[str],

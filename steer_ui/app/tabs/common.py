@@ -12,6 +12,7 @@ import gradio as gr
 from ...errors import SteerError
 from ...steering.engines import describe
 from ...steering.generation import Sampling
+from ..actions.evaluate import PROMPTING
 from ..pool import ROLES, ModelPool, Pair
 from ..state import SessionState
 
@@ -68,6 +69,7 @@ def lists(st: SessionState, steer_value: str | None = None) -> tuple:
     then the ``PICKERS`` vector pickers."""
     kinds, files = st.vector_kinds(), st.files()
     value = steer_value if steer_value in kinds else (kinds[0] if kinds else None)
-    return (gr.update(choices=kinds, value=value), gr.update(choices=kinds, value=kinds),
+    arms = kinds + [PROMPTING] if "slm" in st.extractions else kinds
+    return (gr.update(choices=kinds, value=value), gr.update(choices=arms, value=kinds),
             gr.update(choices=files, value=files[0] if files else None),
             gr.update(choices=list(st.extra), value=None), *[gr.update(choices=kinds)] * PICKERS)
