@@ -156,7 +156,7 @@ def _extract_two_lists(page, name: str) -> str:
 
 def _shoot_every_tab(page, tag: str) -> None:
     """Each tab at 1400 and 1000 px, saved as test artifacts."""
-    for tab in ("Models", "Concept", "Transfer", "Steer", "Evaluate"):
+    for tab in ("Models", "Concept", "Explore", "Transfer", "Steer", "Evaluate"):
         page.get_by_role("tab", name=tab).click()
         for width in (1400, 1000):
             page.set_viewport_size({"width": width, "height": 1000})
@@ -179,7 +179,7 @@ def _layout_follows_the_choices(page, best: int) -> None:
     expect(lists).to_be_hidden()
     expect(upload).to_be_hidden()
     page.get_by_label("Two lists").check()
-    layer = page.get_by_label("number input for SLM layer (view and steer)")
+    layer = page.get_by_label("number input for SLM layer (view; steer, unless the Steer tab names layers)")
     other = (best + 5) % 30
     layer.fill(str(other))  # typed, focus kept: no Tab, no Enter
     expect(page.locator("#pca-slm .gtitle")).to_contain_text(f"layer {other}", timeout=20_000)
@@ -223,10 +223,10 @@ def test_extract_then_steer_both_models_in_the_browser(browser_page):
     max_new.fill("16")
     max_new.press("Tab")
     playwright_api.expect(page.get_by_label("range slider for Max new tokens")).to_have_value("16")
-    intensity = page.get_by_label(re.compile(r"^number input for Intensity"))
+    intensity = page.get_by_label(re.compile(r"^number input for Intensity \(relative"))
     intensity.fill("0.8")
     intensity.press("Tab")  # may also fire the slider's release event: a generation, which is fine
-    playwright_api.expect(page.get_by_label(re.compile(r"^range slider for Intensity"))).to_have_value("0.8")
+    playwright_api.expect(page.get_by_label(re.compile(r"^range slider for Intensity \(relative"))).to_have_value("0.8")
     page.get_by_role("button", name="Generate", exact=True).click()
     status = _wait_for_status(page, "steer-status", r"positions · LLM \d+ tokens, [\d.]+ tok/s, SLM \d+ tokens",
                               GENERATE_S)
@@ -253,7 +253,7 @@ def test_lists_match_the_session_and_errors_leave_every_output(browser_page):
     facts and pickers as they were."""
     page, problems = browser_page
     _extract_two_lists(page, "joy")
-    slider = page.get_by_label("number input for SLM layer (view and steer)")
+    slider = page.get_by_label("number input for SLM layer (view; steer, unless the Steer tab names layers)")
     layer_before = slider.input_value()
     # ---- transfer, then extract again: the transferred vector stays listed and usable ----
     page.get_by_role("tab", name="Transfer").click()
@@ -292,6 +292,35 @@ def test_lists_match_the_session_and_errors_leave_every_output(browser_page):
     assert SLM in page.locator("#facts").inner_text()
     _shoot_every_tab(page, "after")
     assert not [p for p in problems if "blocked request" in p], problems
+
+
+def test_explore_draws_the_heatmap_and_calibrate_sets_the_steer_tab(browser_page):
+    """The Explore tab in a browser: a heatmap per model with a hover value on every
+    scored token, then Calibrate on a small grid, which moves the Steer tab's intensity,
+    layers and target to what it chose."""
+    page, _ = browser_page
+    _extract_two_lists(page, "joy")
+    page.get_by_role("tab", name="Explore").click()
+    page.get_by_role("button", name="Draw heatmap").click()
+    _wait_for_status(page, "explore-status", r"LLM \d+ tokens, drawn in .* SLM \d+ tokens", GENERATE_S)
+    for role in ("llm", "slm"):
+        tokens = page.locator(f"#heatmap-{role} .hm-tok")
+        assert tokens.count() > 10
+        assert re.fullmatch(r"z [+-]\d+\.\d\d · projection .*", tokens.nth(3).get_attribute("title"))
+    page.get_by_role("button", name="Calibrate: which layer").first.click()
+    box = lambda elem_id: page.locator(f"#{elem_id} textarea, #{elem_id} input").first  # noqa: E731
+    box("calibrate-layers").fill("9-21:12")
+    box("calibrate-values").fill("0.3, 0.6")
+    box("calibrate-prompts").fill("Tell me about your weekend.\nDescribe a city park.")
+    page.get_by_role("button", name="Calibrate", exact=True).click()
+    reason = _wait_for_status(page, "calibrate-reason", r"Chose layer|No unbroken cell", GENERATE_S * 3)
+    _shot(page, "05-calibrated")
+    m = re.search(r"Chose layer (\d+), intensity ([\d.]+)", reason)
+    page.get_by_role("tab", name="Steer").click()
+    if m:
+        playwright_api.expect(page.locator("#steer-layers textarea, #steer-layers input").first).to_have_value(m[1])
+        number = page.get_by_label(re.compile(r"^number input for Intensity \(relative"))
+        assert float(number.input_value()) == float(m[2])
 
 
 def test_publish_in_the_ui_then_the_api_steers_with_it_while_the_ui_stays_responsive(browser_page, app_url):
@@ -413,7 +442,7 @@ def _release_to_first_token(page, x: float) -> tuple[float, float]:
     person does): (seconds until the steered pane shows new text, the value it set)."""
     pane = page.locator("#slm-steered textarea")
     before = pane.input_value()
-    track = page.get_by_label(re.compile(r"^range slider for Intensity"))
+    track = page.get_by_label(re.compile(r"^range slider for Intensity \(relative"))
     box = track.bounding_box()
     t0 = time.monotonic()
     track.click(position={"x": box["width"] * (x + 2) / 4, "y": box["height"] / 2})
@@ -421,6 +450,6 @@ def _release_to_first_token(page, x: float) -> tuple[float, float]:
         text = pane.input_value()
         if text and text != before:
             took = time.monotonic() - t0
-            return took, float(page.get_by_label(re.compile(r"^number input for Intensity")).input_value())
+            return took, float(page.get_by_label(re.compile(r"^number input for Intensity \(relative")).input_value())
         page.wait_for_timeout(20)
     raise AssertionError(f"no steered text {GENERATE_S} s after releasing the slider at {x}")

@@ -41,11 +41,14 @@ def layout() -> Parts:
                     "unbroken cell.")
         with gr.Row():
             x.cal_role = gr.Radio(["SLM", "LLM"], value="SLM", label="Model")
-            x.cal_layers = gr.Textbox(value="", label="Layers", info="empty: 5 from 10% to 90% depth; or 3-27:6, 8,12")
-            x.cal_values = gr.Textbox(value=", ".join(f"{v:g}" for v in DEFAULT_INTENSITIES), label="Intensities")
+            x.cal_layers = gr.Textbox(value="", label="Layers", info="empty: 5 from 10% to 90% depth; or 3-27:6, 8,12",
+                                      elem_id="calibrate-layers")
+            x.cal_values = gr.Textbox(value=", ".join(f"{v:g}" for v in DEFAULT_INTENSITIES), label="Intensities",
+                                      elem_id="calibrate-values")
             x.cal_guard = gr.Number(value=1.0, label="Damage guard (KL nat/token)")
         prompts = (ASSETS / "neutral_prompts.txt").read_text(encoding="utf-8").splitlines()[:5]
-        x.cal_prompts = gr.Textbox(value="\n".join(prompts), lines=5, label="Neutral prompts (one per line)")
+        x.cal_prompts = gr.Textbox(value="\n".join(prompts), lines=5, label="Neutral prompts (one per line)",
+                                   elem_id="calibrate-prompts")
         x.calibrate = gr.Button("Calibrate", variant="primary")
         x.cal_reason = gr.Markdown(elem_id="calibrate-reason")
         x.cal_plot = gr.Plot(label="Efficacy grid (x: broken; star: chosen)")
