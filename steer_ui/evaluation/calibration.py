@@ -124,6 +124,8 @@ def calibrate(lm, vector: ConceptVector, scorer: Scorer, scorer_name: str, promp
     """Sweep ``layers`` x ``intensities`` on ``prompts`` and choose the best unbroken cell."""
     start = time.perf_counter()
     check_fits(vector, lm)
+    if not (isinstance(guard, (int, float)) and 0 < guard < float("inf")):
+        raise IntensityError(f"The damage guard {guard!r} must be a positive number of nats per token, e.g. 1.")
     layers = sorted(set(default_layers(lm.n_layers) if layers is None else layers))
     values = check_grid(lm, prompts, layers, intensities)
     prompts = [p for p in prompts if p.strip()]

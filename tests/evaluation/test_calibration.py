@@ -32,6 +32,13 @@ def test_grid_checks_name_the_problem():
         cal.check_grid(lm, PROMPTS, [1], [float("nan")])
 
 
+def test_the_guard_is_a_positive_number():
+    lm = make_tiny("llama")
+    for guard in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(IntensityError, match="damage guard"):
+            cal.calibrate(lm, random_vector(lm), _length, "length", PROMPTS, [1], [0.5], guard=guard)
+
+
 def test_cell_cap(monkeypatch):
     lm = make_tiny("llama")
     monkeypatch.setattr(cal, "MAX_CELLS", 4)
