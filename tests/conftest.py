@@ -239,3 +239,28 @@ def llama_tool(name: str = "llama-completion") -> Path:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """``python -m steer_ui argv`` in-process: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from steer_ui.app import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def isolated_cache(monkeypatch, tmp_path):
+    """Map and activation caches of this test only: disk caches in tmp_path, and an empty
+    in-memory activation cache (tiny models share names, so a stale entry would match)."""
+    from collections import OrderedDict
+
+    from steer_ui.concepts import recording
+
+    monkeypatch.setenv("STEER_UI_CACHE", str(tmp_path))
+    monkeypatch.setattr(recording, "_CACHE", OrderedDict())

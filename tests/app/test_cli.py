@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import math
 import os
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import run_cli as _run
 from steer_ui.app import cli
 from steer_ui.concepts.files import load_vector, save_vector
 from steer_ui.concepts.vectors import ConceptVector
@@ -26,13 +25,6 @@ from steer_ui.models import zoo
 ROOT = Path(__file__).resolve().parents[2]
 SMOL = "smollm2-135m"
 
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    """``cli.main(argv)`` with stdout and stderr captured (usable outside capsys too)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _needs(name: str) -> None:

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 
 import pytest
 
-from steer_ui.app import cli
+from conftest import run_cli as _run
+
 from steer_ui.app.cli_explore import parse_layer_list, read_prompts
 from steer_ui.errors import ContrastError, LayerError, SteerError
 
 SMOL = "smollm2-135m"
 
-
-def _run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def test_layer_lists():

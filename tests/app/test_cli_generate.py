@@ -4,14 +4,13 @@ vectors, --system and --raw; the real runs on SmolLM2."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import re
 
 import pytest
+
+from conftest import run_cli as _run
 import torch
 
-from steer_ui.app import cli
 from steer_ui.app.cli_generate import VectorSpec, generate_args, parse_vector_spec, vector_specs
 from steer_ui.concepts.files import save_vector
 from steer_ui.concepts.vectors import ConceptVector
@@ -20,12 +19,6 @@ from steer_ui.models import zoo
 
 SMOL = "smollm2-135m"
 
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from conftest import make_tiny, tiny_tokenizer
-from steer_ui.concepts import recording
 from steer_ui.concepts.recording import typical_norms
 from steer_ui.concepts.vectors import ConceptVector
 from steer_ui.errors import TransferError
@@ -19,17 +18,7 @@ from steer_ui.transfer.maps import LayerMap, cka_matrix, depth_pairs, fit_map
 from steer_ui.transfer.paired import PairedActivations
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread(one_thread_module):
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    """Map/activation caches go to tmp_path; tiny models share names, so no stale memory cache."""
-    monkeypatch.setenv("STEER_UI_CACHE", str(tmp_path))
-    recording._CACHE.clear()
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread_module", "isolated_cache")
 
 
 def _cos(a, b) -> float:

@@ -14,17 +14,7 @@ from steer_ui.errors import TransferError
 from steer_ui.transfer import paired
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread(one_thread_module):
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    """Disk cache in tmp_path, and an empty in-memory activation cache of our own."""
-    monkeypatch.setenv("STEER_UI_CACHE", str(tmp_path))
-    monkeypatch.setattr(recording, "_CACHE", OrderedDict())
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread_module", "isolated_cache")
 
 
 @pytest.fixture

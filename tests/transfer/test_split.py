@@ -13,15 +13,7 @@ from steer_ui.transfer.maps import fit_map
 from steer_ui.transfer.paired import PairedActivations
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread(one_thread_module):
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("STEER_UI_CACHE", str(tmp_path))
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread_module", "isolated_cache")
 
 
 def _ones(n):
