@@ -5,12 +5,14 @@
 # "Answer correctly."), llm (ceiling), under all three scaling modes.
 #
 # The tasks are the ones bench/find_tasks.py put between 0.4 and 0.8 unsteered accuracy
-# for qwen2.5-0.5b, with >= 200 test items. Heavy: hours on 2 CPU cores; each run writes
-# docs/results/claim-<task>-<scaling>/report.json and plots. Knobs (environment):
+# for qwen2.5-0.5b, with >= 200 test items. Heavy: hours on 2 CPU cores. One run per task
+# scores every scaling mode (sharing the passes they have in common) and writes
+# docs/results/claim-<task>/<scaling>/report.json and plots. Knobs (environment):
 #   MAPS="ridge,procrustes,anchor"   the transfer maps (anchor: once steer_ui/transfer has it)
 #   TASKS="repe_facts ..."           task files under assets/tasks/ (without .jsonl), or repe_facts
-#   SCALINGS="dev-sweep per-example adaptive"
+#   SCALINGS="dev-sweep,per-example,adaptive"
 #   ITEMS=612 PAIRS=48 NEUTRAL=400   items per task at most (dev + test), contrast pairs, map texts
+#   GRID=... ADAPTIVE_GRID=...       intensity grids (relative; adaptive, x ||h_t||)
 #   QUICK=1                          one small configuration end-to-end (minutes, not hours)
 #   ONLY="name ..."                  rerun only these runs
 set -uo pipefail
@@ -19,9 +21,9 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-docs/results}
 LLM=${LLM:-qwen2.5-1.5b}
 SLM=${SLM:-qwen2.5-0.5b}
-MAPS=${MAPS:-ridge,procrustes}
+MAPS=${MAPS:-ridge,procrustes,anchor}
 TASKS=${TASKS:-repe_facts mixed_sentiment_ab}  # repe_facts: ../shared/data, read by path (skipped if absent)
-SCALINGS=${SCALINGS:-dev-sweep per-example adaptive}
+SCALINGS=${SCALINGS:-dev-sweep,per-example,adaptive}
 ITEMS=${ITEMS:-612} PAIRS=${PAIRS:-48} NEUTRAL=${NEUTRAL:-400}
 GRID=${GRID:--1,-0.5,-0.25,0,0.25,0.5,1}
 ADAPTIVE_GRID=${ADAPTIVE_GRID:--0.5,-0.1,0,0.1,0.5}  # per-token x ||h_t||: smaller numbers
@@ -46,10 +48,7 @@ data_for() {  # our sets from assets/tasks/; the public facts CSV converted to J
 
 for task in $TASKS; do
   data=$(data_for "$task") || { echo "skipping $task: ../shared/data is absent"; continue; }
-  for scaling in $SCALINGS; do
-    grid=$GRID; [ "$scaling" = adaptive ] && grid=$ADAPTIVE_GRID
-    run "claim-${task%_ab}-$scaling" --llm "$LLM" --slm "$SLM" --data "$data" \
-      --pairs dev --limit-items "$ITEMS" --limit-pairs "$PAIRS" --neutral "$NEUTRAL" --maps "$MAPS" \
-      --intensities="$grid" --scaling "$scaling" --with-prompting --with-llm
-  done
+  run "claim-${task%_ab}" --llm "$LLM" --slm "$SLM" --data "$data" \
+    --pairs dev --limit-items "$ITEMS" --limit-pairs "$PAIRS" --neutral "$NEUTRAL" --maps "$MAPS" \
+    --intensities="$GRID" --adaptive-intensities="$ADAPTIVE_GRID" --scaling "$SCALINGS" --with-prompting --with-llm
 done

@@ -27,6 +27,10 @@ run gen-formal-casual --llm $LLM --slm $SLM --pairs formal-casual --limit-pairs 
 for c in ${GEN3:-happy-sad}; do
   run gen-$c-gemma3 --llm $LLM --slm gemma3-270m --pairs $c --limit-pairs 32 --task generation --data assets/neutral_prompts.txt --intensities=-0.5,-0.25,0,0.25,0.5 --max-new-tokens 24 --maps ridge,procrustes,anchor --with-prompting --neutral ${NEUTRAL:-400}
 done
+# 2c. Issue 17: every preset into smollm2-135m with the three maps (family left out), random and prompting.
+for c in ${GEN2:-happy-sad formal-casual confident-uncertain refuse-comply french-english optimistic-pessimistic polite-rude angry-calm verbose-terse honest-deceptive}; do
+  run gen-$c-smollm2 --llm $LLM --slm smollm2-135m --pairs $c --limit-pairs 32 --task generation --data assets/neutral_prompts.txt --intensities=-0.5,-0.25,0,0.25,0.5 --max-new-tokens 24 --maps ridge,procrustes,anchor --with-prompting --neutral ${NEUTRAL:-400}
+done
 # 3. Inference-time scaling modes on the sentiment task.
 run sentiment-per-example --llm $LLM --slm $SLM --data assets/tasks/sentiment_ab.jsonl $TASK --scaling per-example --maps ridge
 run sentiment-adaptive --llm $LLM --slm $SLM --data assets/tasks/sentiment_ab.jsonl --pairs dev --limit-items 200 --limit-pairs 48 --intensities=-0.5,-0.1,0,0.1,0.5 --scaling adaptive --maps ridge

@@ -2,6 +2,8 @@
 
     python bench/summarize.py transfer docs/results/transfer-*.json   # tables for TRANSFER.md
     python bench/summarize.py experiments docs/results/*/             # tables for RESULTS.md
+    python bench/summarize.py grid docs/results/gen-*-smollm2/         # one row per preset: maps vs native
+    python bench/summarize.py dose docs/results/gen-*-smollm2/         # the same at one fixed intensity
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 
 def _f(x, digits=2) -> str:
@@ -98,6 +102,97 @@ def _dose_response(r: dict, key: str) -> list[str]:
     return out
 
 
+def _ci(ci) -> str:
+    return "" if not ci else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def _fraction(arm: dict, native: dict) -> str:
+    """The arm's change as a fraction of native's, with the paired CI when the run kept it."""
+    t = arm["test"]
+    if "fraction_of_native" in t:
+        f, ci = t["fraction_of_native"], t.get("fraction_ci")
+    else:  # runs from before per-prompt scores were kept: the point estimate only
+        d = native["test"].get("delta_vs_baseline")
+        f, ci = (t["delta_vs_baseline"] / d if d else None), None
+    return "-" if f is None else f"{f:.2f}" + ("" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
+
+
+def grid_table(folders: list[str]) -> str:
+    """Generation transfer, one row per run: native's change, then each map's change as a
+    fraction of native's, its margin over random at the same intensity, and perplexity
+    as a multiple of unsteered; random's and prompting's changes beside."""
+    reports = [json.loads((Path(f) / "report.json").read_text()) for f in folders if (Path(f) / "report.json").is_file()]
+    maps = sorted({n for r in reports for n in r["arms"] if n.startswith("transferred:")})
+    head = ("| concept -> SLM | baseline | native delta (x, ppl) | "
+            + " | ".join(f"{m.split(':')[1]}: fraction of native; vs random; (x, ppl)" for m in maps)
+            + " | random delta (x) | prompting delta |")
+    out = [head, "|---" * (len(maps) + 5) + "|"]
+    for r in reports:
+        a, base = r["arms"], r["arms"]["baseline"]
+        ppl0 = base.get("perplexity") or 1.0
+
+        def at(arm: dict) -> str:
+            return f"{arm['intensity']:+g}, {(arm.get('perplexity') or float('nan')) / ppl0:.2f}x"
+        cells = [f"{Path(str(r['pairs'])).name} -> {r['models']['slm']}", f"{base['test']['efficacy']:.2f}",
+                 f"{a['native']['test']['delta_vs_baseline']:+.2f}{_ci(a['native']['test']['delta_ci'])} ({at(a['native'])})"]
+        for m in maps:
+            arm = a.get(m)
+            if arm is None:
+                cells.append("-")
+                continue
+            t = arm["test"]
+            vs = "-" if "vs_random" not in t else f"{t['vs_random']:+.2f}{_ci(t.get('vs_random_ci'))}"
+            cells.append(f"{_fraction(arm, a['native'])}; {vs}; ({at(arm)})")
+        cells.append(f"{a['random']['test']['delta_vs_baseline']:+.2f} ({a['random']['intensity']:+g})")
+        p = a.get("prompting")
+        cells.append("-" if p is None else f"{p['test']['delta_vs_baseline']:+.2f}{_ci(p['test']['delta_ci'])}")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def _at(arm: dict, x: float):
+    """(mean test efficacy, per-prompt scores or None, perplexity) of ``arm`` at intensity ``x``."""
+    c = arm["curve"]
+    k = c["intensity"].index(x) if x in c["intensity"] else 0  # unsteered arms have only 0
+    scores = None if "scores" not in c else np.array(c["scores"])[:, k]
+    return c["efficacy"][k], scores, (c.get("perplexity") or [None] * (k + 1))[k]
+
+
+def dose_table(folders: list[str], x: float = 0.25) -> str:
+    """Every arm at one fixed intensity ``x`` (no dev choice): the change vs unsteered, each
+    map's change as a fraction of native's (paired CI over test prompts where the run kept
+    per-prompt scores), and perplexity as a multiple of unsteered."""
+    from common import ROOT  # noqa: F401  (puts the project on sys.path)
+    from steer_ui.evaluation.scoring import ci, ratio_ci
+
+    reports = [json.loads((Path(f) / "report.json").read_text()) for f in folders if (Path(f) / "report.json").is_file()]
+    maps = sorted({n for r in reports for n in r["arms"] if n.startswith("transferred:")})
+    out = [f"| concept -> SLM | native delta at {x:+g} (ppl) | "
+           + " | ".join(f"{m.split(':')[1]}: fraction of native (ppl)" for m in maps) + " | random delta (ppl) |",
+           "|---" * (len(maps) + 3) + "|"]
+    for r in reports:
+        base, base_s, ppl0 = _at(r["arms"]["baseline"], 0.0)
+        nat, nat_s, nat_p = _at(r["arms"]["native"], x)
+        d_nat = None if nat_s is None or base_s is None else nat_s - base_s
+        row = [f"{Path(str(r['pairs'])).name} -> {r['models']['slm']}",
+               f"{nat - base:+.2f}{_ci(None if d_nat is None else ci(d_nat))} ({_f(nat_p / ppl0 if nat_p else None)}x)"]
+        for m in maps:
+            if m not in r["arms"]:
+                row.append("-")
+                continue
+            e, s_m, p = _at(r["arms"][m], x)
+            frac = (e - base) / (nat - base) if nat != base else None
+            band = None if d_nat is None or s_m is None else ratio_ci(s_m - base_s, d_nat)
+            row.append(f"{_f(frac)}" + ("" if band is None else f" [{band[0]:.2f}, {band[1]:.2f}]")
+                       + f" ({_f(p / ppl0 if p else None)}x)")
+        e, _, p = _at(r["arms"]["random"], x)
+        row.append(f"{e - base:+.2f} ({_f(p / ppl0 if p else None)}x)")
+        out.append("| " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
     kind, *paths = sys.argv[1:]
-    print(transfer_tables(paths) if kind == "transfer" else experiment_tables(paths))
+    tables = {"transfer": transfer_tables, "experiments": experiment_tables, "grid": grid_table,
+              "dose": dose_table}
+    print(tables[kind](paths))

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from conftest import make_tiny  # noqa: E402
 from steer_ui.app.actions.steer import parse_intensities
+from steer_ui.app.cli import parse_scalings
 from steer_ui.app.session_file import read_session, save_session
 from steer_ui.concepts import contrast
 from steer_ui.concepts import files as formats
@@ -166,6 +167,8 @@ CASES = [
      lambda t: evaluation.choice_logprobs(LM, [evaluation.Item("the " * 400, ("yes", "no"), 0)])),
     ("dataset too small to split", "Evaluate / experiment", DatasetError, "too few for a dev/test split",
      lambda t: split_items(list(range(5)))),
+    ("unknown or repeated scaling mode", "experiment --scaling", DatasetError, "each once",
+     lambda t: parse_scalings("dev-sweep,oracle")),
     ("GGUF export of layer 0", "export --layer 0", VectorError, "cannot apply a control vector to layer 0",
      lambda t: formats.export_gguf(vec(), t / "v.gguf", "llama", layers=[0])),
     ("GGUF tensor that names no layer", "upload / import --gguf", VectorError, "does not name a layer",

@@ -79,6 +79,7 @@ def cmd_experiment(args) -> None:
     from ..evaluation.scoring import load_items
     from ..models.loading import load_model
 
+    scalings = parse_scalings(args.scaling)  # before the models load: a typo costs nothing
     llm, slm = load_model(spec(args, args.llm)), load_model(spec(args, args.slm))
     if args.pairs == "dev":  # the concept "correct answer vs wrong answer" from the dev split only
         from ..concepts.contrast import from_ab_items, read_items
@@ -96,7 +97,9 @@ def cmd_experiment(args) -> None:
     fluency = heldout_texts(args.fluency_texts)
     if args.task == "ab":
         items = load_items(args.data)[: args.limit_items]
-        result = experiment.run(arms, items, grid, args.scaling, args.seed, fluency)
+        adaptive = parse_intensities(args.adaptive_intensities, limit=16) if args.adaptive_intensities else grid
+        grids = {s: adaptive if s == "adaptive" else grid for s in scalings}
+        results = experiment.run_modes(arms, items, grids, args.seed, fluency)  # lazily: each written when done
     else:
         from ..evaluation.textscore import scorer_for
 
@@ -104,13 +107,33 @@ def cmd_experiment(args) -> None:
         if preset is None:
             raise SteerError("The generation task scores text with a preset's scorer: give --pairs a preset.")
         prompts = [t for t in open(args.data, encoding="utf-8").read().splitlines() if t.strip()]
-        result = experiment.run_generation(arms, scorer_for(preset), prompts[: args.limit_items], grid,
-                                           args.max_new_tokens, args.seed, fluency)
-    result.update(models={"llm": llm.name, "slm": slm.name}, dataset=str(args.data), pairs=args.pairs,
-                  task=args.task, layers={a.name: a.layer for a in arms}, transfer=diag,
-                  system_prompts={a.name: a.system for a in arms if a.system})
-    files = report.write(result, args.out, args.task)
-    key = "accuracy" if args.task == "ab" else "efficacy"
+        results = [(scalings[0], experiment.run_generation(arms, scorer_for(preset), prompts[: args.limit_items],
+                                                           grid, args.max_new_tokens, args.seed, fluency))]
+    for scaling, result in results:
+        result.update(models={"llm": llm.name, "slm": slm.name}, dataset=str(args.data), pairs=args.pairs,
+                      task=args.task, layers={a.name: a.layer for a in arms}, transfer=diag,
+                      system_prompts={a.name: a.system for a in arms if a.system})
+        out = args.out if len(scalings) == 1 else f"{args.out}/{scaling}"  # several modes: one folder each
+        _print_experiment(result, args.task, report.write(result, out, args.task))
+
+
+def parse_scalings(text: str) -> list[str]:
+    """``dev-sweep`` or a comma list of scaling modes (each once); ``DatasetError`` names a wrong one."""
+    from ..errors import DatasetError
+    from ..evaluation.experiment import SCALING
+
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in SCALING]
+    if not modes or bad or len(set(modes)) < len(modes):
+        raise DatasetError(f"--scaling {text!r}: give one or more of {', '.join(SCALING)}, comma-separated, "
+                         "each once.")
+    return modes
+
+
+def _print_experiment(result: dict, task: str, files: list) -> None:
+    key = "accuracy" if task == "ab" else "efficacy"
+    if task == "ab":
+        print(f"-- scaling {result['scaling']}")
     for name, arm in result["arms"].items():
         t = arm["test"]
         delta = f"  delta {t['delta_vs_baseline']:+.3f} {t['delta_ci']}" if "delta_vs_baseline" in t else ""
@@ -188,8 +211,11 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
                    "empty for no transfer")
     p.add_argument("--sources", default="concept,neutral")
     p.add_argument("--neutral", type=int, default=400)
-    p.add_argument("--scaling", default="dev-sweep", choices=["dev-sweep", "per-example", "adaptive"])
+    p.add_argument("--scaling", default="dev-sweep", help="dev-sweep, per-example, adaptive, or a comma "
+                   "list of them: one run sharing the passes they have in common, a folder per mode under --out")
     p.add_argument("--intensities", default="-1,-0.5,-0.25,0,0.25,0.5,1")
+    p.add_argument("--adaptive-intensities", help="the grid of the adaptive mode (x ||h_t||, so smaller "
+                   "numbers; default: --intensities)")
     p.add_argument("--with-llm", action="store_true", help="add the steered LLM as a ceiling arm")
     p.add_argument("--with-prompting", action="store_true", help="add the SLM told the concept in its "
                    "system prompt (a preset's positive persona; 'Answer correctly.' for --pairs dev)")

@@ -208,6 +208,21 @@ def ci(values: np.ndarray, seed: int = 0, groups: Sequence[int] | None = None) -
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
+def ratio_ci(numerator: np.ndarray, denominator: np.ndarray, seed: int = 0) -> list[float] | None:
+    """95% paired bootstrap CI (percentile) of mean(numerator) / mean(denominator): the
+    same rows resampled in both (e.g. a transferred arm's and the native arm's changes on
+    the same test prompts). None when the denominator's mean can be zero in a resample
+    (the ratio is then undefined, and no interval would be honest; scipy's ``bootstrap``
+    would carry the inf/nan into its percentiles instead)."""
+    num, den = np.asarray(numerator, float), np.asarray(denominator, float)
+    draws = np.random.default_rng(seed).integers(0, len(num), (2000, len(num)))  # rows per resample
+    den_means = den[draws].mean(1)
+    if len(num) < 2 or np.any(den_means == 0):
+        return None
+    low, high = np.percentile(num[draws].mean(1) / den_means, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
 def _cluster_ci(values: np.ndarray, groups: np.ndarray, seed: int, n_resamples: int = 2000) -> list[float]:
     ids, inverse = np.unique(groups, return_inverse=True)
     sums = np.bincount(inverse, weights=values)  # (groups,)

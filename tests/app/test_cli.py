@@ -294,3 +294,31 @@ def test_pairs_accepts_an_edited_copy_of_a_preset(tmp_path):
     v = load_vector(out)
     assert v.name == "cheerful-grumpy" and v.provenance["source"] == f"preset:{path}"
     assert "from 6 pairs" in stdout
+
+
+def test_parse_scalings():
+    assert cli.parse_scalings("dev-sweep") == ["dev-sweep"]
+    assert cli.parse_scalings(" dev-sweep, adaptive ,per-example") == ["dev-sweep", "adaptive", "per-example"]
+    for bad in ("", "oracle", "dev-sweep,dev-sweep", "dev-sweep,,oracle"):
+        with pytest.raises(SteerError, match="--scaling"):
+            cli.parse_scalings(bad)
+
+
+@pytest.mark.real
+def test_experiment_with_several_scalings_writes_a_folder_per_mode(tmp_path):
+    """One run, every mode: a report per mode, each read from the same arms; the
+    adaptive mode gets its own grid."""
+    _needs(SMOL)
+    out = tmp_path / "run"
+    rc, stdout, err = _run(["experiment", "--llm", SMOL, "--slm", SMOL, "--pairs", "dev", "--limit-pairs", "4",
+                            "--data", str(ROOT / "tests/fixtures/ab_small.json"), "--maps", "",
+                            "--intensities", "0,0.5", "--adaptive-intensities", "0,0.1", "--fluency-texts", "2",
+                            "--scaling", "dev-sweep,per-example,adaptive", "--out", str(out)])
+    assert rc == 0, err
+    reports = {s: json.loads((out / s / "report.json").read_text()) for s in ("dev-sweep", "per-example", "adaptive")}
+    assert {r["scaling"] for r in reports.values()} == set(reports)
+    assert reports["adaptive"]["intensities"] == [0.0, 0.1] and reports["dev-sweep"]["intensities"] == [0.0, 0.5]
+    # the same test passes: per-example picks, per item, among dev-sweep's curve points
+    assert reports["per-example"]["arms"]["native"]["curve"] == reports["dev-sweep"]["arms"]["native"]["curve"]
+    assert reports["adaptive"]["arms"]["baseline"]["test"] == reports["dev-sweep"]["arms"]["baseline"]["test"]
+    assert stdout.count("-- scaling") == 3

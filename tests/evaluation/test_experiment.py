@@ -300,9 +300,42 @@ def test_run_generation(tiny):
         assert r["examples"] == {str(x): t for x, t in zip(xs, w["example"])}
         assert r["test"]["delta_vs_baseline"] == pytest.approx((chosen - base).mean())
         assert r["test"]["delta_ci"] == pytest.approx(ev.ci(chosen - base))
+        assert r["test"]["scores"] == pytest.approx(chosen.tolist())
     assert rep["arms"]["baseline"]["test"]["delta_ci"] == [0.0, 0.0]
+    # the native arm against random at the native arm's own intensity, paired by prompt
+    native, rnd = want["native"], want["random"]
+    same = native["s_test"][:, native["k"]] - rnd["s_test"][:, native["k"]]
+    assert rep["arms"]["native"]["test"]["vs_random"] == pytest.approx(same.mean())
+    assert rep["arms"]["native"]["test"]["vs_random_ci"] == pytest.approx(ev.ci(same))
+    assert "vs_random" not in rep["arms"]["baseline"]["test"] and "fraction_of_native" not in rep["arms"]["native"]["test"]
     # the data tell the arms apart: a mix-up of arms or intensities would show
     assert len({tuple(w["s_test"][:, -1]) for w in want.values()}) == 3
+
+
+def test_run_generation_reports_a_transferred_arm_as_a_fraction_of_native(tiny):
+    """fraction_of_native = the transferred arm's mean change / the native arm's, both vs
+    baseline on the same test prompts; its CI resamples prompts in both together."""
+    arms = _arms(tiny)
+    carried = Arm("transferred:ridge", tiny, random_like(arms[1].vector, seed=9), 1)
+    rep = run_generation(arms + [carried], _Scorer(), PROMPTS, [0.0, 2.0], max_new_tokens=4)
+    scores = {n: np.array(r["test"]["scores"]) for n, r in rep["arms"].items()}
+    d_t, d_n = scores["transferred:ridge"] - scores["baseline"], scores["native"] - scores["baseline"]
+    t = rep["arms"]["transferred:ridge"]["test"]
+    if d_n.mean() == 0:
+        assert t["fraction_of_native"] is None
+    else:
+        assert t["fraction_of_native"] == pytest.approx(d_t.mean() / d_n.mean())
+    assert t["fraction_ci"] == ev.ratio_ci(d_t, d_n)
+
+
+def test_ratio_ci_is_paired_and_refuses_a_zero_denominator():
+    rng = np.random.default_rng(0)
+    den = rng.normal(1.0, 0.2, 200)
+    low, high = ev.ratio_ci(0.5 * den, den)  # exactly half on every row: a paired CI is a point
+    assert low == pytest.approx(0.5) and high == pytest.approx(0.5)
+    low, high = ev.ratio_ci(0.5 * den + rng.normal(0, 0.2, 200), den)
+    assert low < 0.5 < high and high - low < 0.2
+    assert ev.ratio_ci(np.ones(4), np.array([1.0, -1.0, 0.0, 0.0])) is None  # a resample can average 0
 
 
 def _sharp(lm):
@@ -435,3 +468,24 @@ def test_run_generation_prompting_arm_generates_after_its_system_prompt(tiny):
     assert rep["arms"]["baseline"]["examples"]["0.0"] == generate(tiny, test[0], None, [0.0], None,
                                                                   Sampling(4, seed=0))[0]
     assert "delta_vs_baseline" in rep["arms"]["prompting"]["test"]
+
+
+def test_run_modes_equals_separate_runs_and_shares_passes(tiny, monkeypatch):
+    """One ``run_modes`` call gives each mode's report exactly as its own ``run`` would,
+    and scores fewer passes: per-example reads dev-sweep's test passes, and the unsteered
+    baseline is scored once for all modes."""
+    from steer_ui.evaluation import experiment
+
+    items, arms = _items(), _arms(tiny)
+    grids = {"dev-sweep": GRID, "per-example": GRID, "adaptive": [0.0, 0.5, 1.0]}
+    separate = {s: run(arms, items, g, scaling=s, fluency_texts=FLUENCY) for s, g in grids.items()}
+    calls = []
+    real = ev.choice_logprobs
+    monkeypatch.setattr(ev, "choice_logprobs", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    shared = dict(experiment.run_modes(arms, items, grids, fluency_texts=FLUENCY))
+    assert list(shared) == list(grids)
+    for s in grids:
+        assert shared[s] == separate[s]
+    # separate: dev-sweep 2 passes x 3 arms, per-example 1 x 3, adaptive 2 x 3 = 15
+    # shared: baseline dev+test once (2), native/random: relative dev+test (4), adaptive dev+test (4)
+    assert len(calls) == 10
