@@ -215,9 +215,11 @@ def ratio_ci(numerator: np.ndarray, denominator: np.ndarray, seed: int = 0) -> l
     (the ratio is then undefined, and no interval would be honest; scipy's ``bootstrap``
     would carry the inf/nan into its percentiles instead)."""
     num, den = np.asarray(numerator, float), np.asarray(denominator, float)
+    if len(num) < 2:
+        return None
     draws = np.random.default_rng(seed).integers(0, len(num), (2000, len(num)))  # rows per resample
     den_means = den[draws].mean(1)
-    if len(num) < 2 or np.any(den_means == 0):
+    if np.any(den_means == 0):
         return None
     low, high = np.percentile(num[draws].mean(1) / den_means, [2.5, 97.5])
     return [float(low), float(high)]

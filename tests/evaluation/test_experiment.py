@@ -489,3 +489,4 @@ def test_run_modes_equals_separate_runs_and_shares_passes(tiny, monkeypatch):
     # separate: dev-sweep 2 passes x 3 arms, per-example 1 x 3, adaptive 2 x 3 = 15
     # shared: baseline dev+test once (2), native/random: relative dev+test (4), adaptive dev+test (4)
     assert len(calls) == 10
+    assert ev.ratio_ci(np.ones(1), np.ones(1)) is None  # one prompt: no interval
