@@ -102,6 +102,11 @@ def _dose_response(r: dict, key: str) -> list[str]:
     return out
 
 
+def _x(ratio) -> str:
+    """A perplexity ratio: 1.23, or 6.0e+09 for a broken model's."""
+    return "-" if ratio is None else (f"{ratio:.2f}" if ratio < 100 else f"{ratio:.1e}")
+
+
 def _ci(ci) -> str:
     return "" if not ci else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
@@ -175,7 +180,7 @@ def dose_table(folders: list[str], x: float = 0.25) -> str:
         nat, nat_s, nat_p = _at(r["arms"]["native"], x)
         d_nat = None if nat_s is None or base_s is None else nat_s - base_s
         row = [f"{Path(str(r['pairs'])).name} -> {r['models']['slm']}",
-               f"{nat - base:+.2f}{_ci(None if d_nat is None else ci(d_nat))} ({_f(nat_p / ppl0 if nat_p else None)}x)"]
+               f"{nat - base:+.2f}{_ci(None if d_nat is None else ci(d_nat))} ({_x(nat_p / ppl0 if nat_p else None)}x)"]
         for m in maps:
             if m not in r["arms"]:
                 row.append("-")
@@ -184,9 +189,9 @@ def dose_table(folders: list[str], x: float = 0.25) -> str:
             frac = (e - base) / (nat - base) if nat != base else None
             band = None if d_nat is None or s_m is None else ratio_ci(s_m - base_s, d_nat)
             row.append(f"{_f(frac)}" + ("" if band is None else f" [{band[0]:.2f}, {band[1]:.2f}]")
-                       + f" ({_f(p / ppl0 if p else None)}x)")
+                       + f" ({_x(p / ppl0 if p else None)}x)")
         e, _, p = _at(r["arms"]["random"], x)
-        row.append(f"{e - base:+.2f} ({_f(p / ppl0 if p else None)}x)")
+        row.append(f"{e - base:+.2f} ({_x(p / ppl0 if p else None)}x)")
         out.append("| " + " | ".join(row) + " |")
     return "\n".join(out)
 
