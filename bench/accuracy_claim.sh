@@ -15,6 +15,11 @@
 #   GRID=... ADAPTIVE_GRID=...       intensity grids (relative; adaptive, x ||h_t||)
 #   QUICK=1                          one small configuration end-to-end (minutes, not hours)
 #   ONLY="name ..."                  rerun only these runs
+# docs/RESULTS.md section B ran TASKS=repe_facts ITEMS=420 GRID=-0.5,-0.25,0,0.25,0.5 and, for
+# time, the adaptive mode as its own smaller run (native, ridge, random):
+#   python -m steer_ui experiment --llm qwen2.5-1.5b --slm qwen2.5-0.5b --data <facts JSONL> --pairs dev \
+#     --limit-items 420 --limit-pairs 48 --maps ridge --intensities=-0.5,-0.1,0,0.1,0.5 --scaling adaptive \
+#     --out docs/results/claim-repe_facts-adaptive
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
