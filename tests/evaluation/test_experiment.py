@@ -490,3 +490,17 @@ def test_run_modes_equals_separate_runs_and_shares_passes(tiny, monkeypatch):
     # shared: baseline dev+test once (2), native/random: relative dev+test (4), adaptive dev+test (4)
     assert len(calls) == 10
     assert ev.ratio_ci(np.ones(1), np.ones(1)) is None  # one prompt: no interval
+
+
+def test_ratio_ci_agrees_with_scipys_paired_bootstrap():
+    """Outside reference: where no resample's denominator is near 0, scipy's paired
+    percentile bootstrap of the same statistic gives the same interval (up to resampling noise)."""
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(1)
+    den = rng.normal(1.0, 0.3, 60)
+    num = 0.6 * den + rng.normal(0, 0.3, 60)
+    ref = bootstrap((num, den), lambda a, b, axis=-1: a.mean(axis) / b.mean(axis), paired=True,
+                    vectorized=True, method="percentile", n_resamples=4000, random_state=0).confidence_interval
+    low, high = ev.ratio_ci(num, den)
+    assert low == pytest.approx(ref.low, abs=0.03) and high == pytest.approx(ref.high, abs=0.03)
