@@ -80,6 +80,11 @@ def cmd_experiment(args) -> None:
     from ..models.loading import load_model
 
     scalings = parse_scalings(args.scaling)  # before the models load: a typo costs nothing
+    if args.task == "generation" and scalings != ["dev-sweep"]:
+        from ..errors import DatasetError
+
+        raise DatasetError("The generation task chooses its intensity on dev prompts (dev-sweep) only: "
+                           "drop --scaling, or use --task ab for the other modes.")
     llm, slm = load_model(spec(args, args.llm)), load_model(spec(args, args.slm))
     if args.pairs == "dev":  # the concept "correct answer vs wrong answer" from the dev split only
         from ..concepts.contrast import from_ab_items, read_items

@@ -322,3 +322,10 @@ def test_experiment_with_several_scalings_writes_a_folder_per_mode(tmp_path):
     assert reports["per-example"]["arms"]["native"]["curve"] == reports["dev-sweep"]["arms"]["native"]["curve"]
     assert reports["adaptive"]["arms"]["baseline"]["test"] == reports["dev-sweep"]["arms"]["baseline"]["test"]
     assert stdout.count("-- scaling") == 3
+
+
+def test_experiment_generation_refuses_other_scaling_modes():
+    """Generation has one way to choose an intensity; other modes are refused, not ignored."""
+    rc, _, err = _run(["experiment", "--llm", SMOL, "--slm", SMOL, "--pairs", "happy-sad", "--task", "generation",
+                       "--data", "x.txt", "--scaling", "dev-sweep,adaptive", "--out", "unused"])
+    assert rc == 2 and "dev-sweep" in err and "--task ab" in err
